@@ -1,0 +1,71 @@
+// BLIS-style packed GEMM: C (M x N) = [C +] A (M x K) · B (K x N).
+//
+// Operands are MatView's, so transposes, strides, negative strides (reversed time) and two-level
+// "(b, t) rows" axes are all just views. A and B are copied into the micro-kernel's panel layout
+// (packing); C's columns must be contiguous. Results do not depend on the thread count: every
+// element of C is summed over k in the same order whatever the split.
+#pragma once
+
+#include "rnnkit/common.h"
+#include "rnnkit/kernels.h"
+
+namespace rnnkit {
+
+// Cache blocking (elements). KC: depth of one packed block; MC: rows of A packed at once;
+// NC: columns of B packed at once in the general (unpacked-B) path.
+template <class T> struct Blocking;
+template <> struct Blocking<float> { static constexpr index_t kc = 384, mc = 96, nc = 3072; };
+template <> struct Blocking<double> { static constexpr index_t kc = 256, mc = 96, nc = 1536; };
+
+// B (K x N) packed once for many products, e.g. a recurrent kernel reused at every time step.
+// The N columns are `groups` groups of `group_n` columns (the gates of a cell: i|f|c|o); every group
+// starts on a panel boundary so a thread can own the same units of every gate.
+// Layout: [k block kb][group g][panel q][k in block][nr].
+template <class T>
+struct PackedB {
+  Buffer<T> buf;
+  index_t k = 0, group_n = 0, groups = 1, nr = 0, kc = 0, panels = 0;  // panels per group
+
+  index_t num_kblocks() const { return k == 0 ? 0 : (k + kc - 1) / kc; }
+  index_t kblock_len(index_t kb) const { return kb * kc + kc <= k ? kc : k - kb * kc; }
+  const T* panel(index_t kb, index_t g, index_t q) const {
+    return buf.data() + kb * kc * groups * panels * nr + (g * panels + q) * kblock_len(kb) * nr;
+  }
+};
+
+// Packs B (K x groups*group_n). Threads tid of nt each pack their share (call from every thread of
+// a team, then barrier) or call with (0, 1). `prepare` must be called first (single thread).
+template <class T>
+void packed_b_prepare(PackedB<T>& pb, index_t k, index_t group_n, index_t groups);
+template <class T>
+void packed_b_fill(PackedB<T>& pb, const MatView<const T>& b, int tid, int nt);
+
+// C[:, g*group_n + cols of panels q0..q1) (+)= A · B for every group g: one thread's share of a
+// product with prepacked B. `a_work` holds at least packed_a_size<T>() elements.
+template <class T>
+void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, index_t q1,
+                 const MatView<T>& c, bool accumulate, T* a_work);
+template <class T>
+index_t packed_a_size();
+// The calling thread's packed-A workspace (packed_a_size<T>() elements, allocated once per thread).
+template <class T>
+T* packed_a_workspace();
+
+// Splits [0, n) into nt contiguous ranges of whole units (units of `unit` elements); thread tid's.
+void split_range(index_t n, index_t unit, int tid, int nt, index_t* begin, index_t* end);
+
+// General C (+)= A · B, parallel on up to `nt` threads (opens its own parallel region).
+template <class T>
+void gemm(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c, bool accumulate,
+          int nt);
+// One thread's share of gemm() when already inside a team (no barrier inside).
+template <class T>
+void gemm_team(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c,
+               bool accumulate, int tid, int nt);
+
+// The naive triple loop (the twin every optimised path is tested against).
+template <class T>
+void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c,
+                bool accumulate);
+
+}  // namespace rnnkit

@@ -1,0 +1,55 @@
+// The per-ISA kernel table: the only code compiled once per instruction set (generic SSE2, AVX2+FMA,
+// AVX-512). Everything else (packing, loop nests, cells) is ISA-neutral and calls through this table.
+#pragma once
+
+#include "rnnkit/common.h"
+
+namespace rnnkit {
+
+template <class T>
+struct Kernels {
+  const char* isa;  // "generic" | "avx2" | "avx512"
+  int mr;           // micro-tile rows
+  int nr;           // micro-tile columns (a multiple of the vector length)
+
+  // C tile block update: for the m x n block of C starting at (row0, col0),
+  //   C = A·B            (accumulate = false)
+  //   C = C + A·B        (accumulate = true)
+  // a: packed A, ceil(m/mr) panels of (kc, mr): a[p*mr*kc + k*mr + i]        (rows past m are zero)
+  // b: packed B, ceil(n/nr) panels of (kc, nr): b[q*b_panel_stride + k*nr + j] (cols past n are zero)
+  // c: full view of C; its columns must be contiguous (cols.stride == 1, plain).
+  void (*macro)(index_t m, index_t n, index_t kc, const T* a, const T* b, index_t b_panel_stride,
+                const MatView<T>& c, index_t row0, index_t col0, bool accumulate);
+
+  // y[0:n] = act(x[0:n]); y may alias x. Vectorised; tanh/sigmoid within 4 ulp (float32).
+  void (*activation)(Activation act, const T* x, T* y, index_t n);
+  // y[0:n] = exp(x[0:n]) (vectorised, used by tests and softmax-free paths).
+  void (*exp)(const T* x, T* y, index_t n);
+
+  // FMA peak probe: runs `iters` rounds of fma_flops_per_iter flops; returns a checksum.
+  double (*fma_probe)(long iters);
+  int fma_flops_per_iter;
+};
+
+// The table for the ISA chosen at run time: RNNKIT_ISA=generic|avx2|avx512 forces one (if the CPU
+// supports it), otherwise the best the CPU supports. Selected once, on first use.
+template <class T>
+const Kernels<T>& kernels();
+
+// The name of the ISA in use, and whether one is supported by this CPU.
+const char* active_isa();
+bool isa_supported(const char* name);
+// Forces an ISA for the rest of the process (tests/benchmarks); throws if unsupported.
+void force_isa(const char* name);
+
+// Per-ISA tables (defined in isa_*.cc).
+namespace generic { template <class T> const Kernels<T>& table(); }
+namespace avx2 { template <class T> const Kernels<T>& table(); }
+namespace avx512 { template <class T> const Kernels<T>& table(); }
+
+}  // namespace rnnkit
+
+namespace rnnkit {
+// GFLOP/s of the active ISA's widest FMA on `threads` threads (float64 if dbl), measured now.
+double measure_peak_gflops(bool dbl, int threads);
+}  // namespace rnnkit

@@ -1,0 +1,281 @@
+// rnnkit._native: the only C++ that touches Python. Each function re-checks dtypes, shapes and
+// layout (raising ValueError naming the argument, so no input can crash the interpreter), allocates
+// the outputs, releases the GIL and calls the core. rnnkit/_native_ops.py adapts these to the
+// canonical signatures of docs/ARCHITECTURE.md.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rnnkit/gemm.h"
+#include "rnnkit/kernels.h"
+#include "rnnkit/simple_rnn.h"
+#include "rnnkit/threading.h"
+
+namespace py = pybind11;
+using rnnkit::index_t;
+
+namespace {
+
+std::string shape_str(const std::vector<index_t>& s) {
+  std::string r = "(";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + (s.size() == 1 ? ",)" : ")");
+}
+
+// Checks that `obj` is a C-contiguous, aligned, native-order array of dtype T with `shape`
+// (-1 = any) and returns it; None is allowed when `optional`.
+template <class T>
+py::object checked(const py::object& obj, const char* name, std::vector<index_t> shape, bool optional = false) {
+  if (obj.is_none()) {
+    if (optional) return py::none();
+    throw py::value_error(std::string(name) + " is required, got None");
+  }
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy array");
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<T>()))
+    throw py::value_error(std::string(name) + " must have dtype " +
+                          std::string(py::str(py::dtype::of<T>())) + ", got " +
+                          std::string(py::str(arr.dtype())));
+  const int flags = py::array::c_style;
+  if (!(arr.flags() & flags) || !(arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error(std::string(name) + " must be C-contiguous and aligned");
+  std::vector<index_t> got(arr.shape(), arr.shape() + arr.ndim());
+  bool ok = got.size() == shape.size();
+  for (size_t i = 0; ok && i < shape.size(); ++i) {
+    if (shape[i] < 0) shape[i] = got[i];
+    ok = got[i] == shape[i];
+  }
+  if (!ok)
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " +
+                          shape_str(got));
+  return arr;
+}
+
+// Optional arrays are py::object's holding None when absent (a default py::array is NOT empty).
+template <class T> const T* cptr(const py::object& a) {
+  return a.is_none() ? nullptr : static_cast<const T*>(py::reinterpret_borrow<py::array>(a).data());
+}
+template <class T> T* mptr(const py::object& a) {
+  return a.is_none() ? nullptr : static_cast<T*>(py::reinterpret_borrow<py::array>(a).mutable_data());
+}
+const std::uint8_t* mask_ptr(const py::object& a) { return cptr<std::uint8_t>(a); }
+
+py::object checked_mask(const py::object& obj, index_t B, index_t T) {
+  if (obj.is_none()) return py::none();
+  if (!py::isinstance<py::array>(obj)) throw py::type_error("mask must be a numpy bool array");
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<bool>()))
+    throw py::value_error("mask must have dtype bool, got " + std::string(py::str(arr.dtype())));
+  return checked<bool>(obj, "mask", {B, T});
+}
+
+template <class T>
+py::array_t<T> empty(std::vector<index_t> shape) { return py::array_t<T>(shape); }
+
+bool is_f64_array(const py::object& o, const char* name) {
+  if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(name) + " must be a numpy array");
+  py::dtype dt = py::reinterpret_borrow<py::array>(o).dtype();
+  if (dt.is(py::dtype::of<double>())) return true;
+  if (dt.is(py::dtype::of<float>())) return false;
+  throw py::value_error(std::string(name) + " must have dtype float32 or float64, got " +
+                        std::string(py::str(dt)));
+}
+
+// ---- SimpleRNN -----------------------------------------------------------------------------------
+template <class T>
+py::tuple simple_rnn_forward_t(py::object x, py::object kernel, py::object recurrent_kernel,
+                               py::object bias, py::object h0, const std::string& activation,
+                               py::object mask, bool go_backwards, bool training,
+                               bool return_sequences) {
+  py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
+  const index_t I = k.shape(0), H = k.shape(1);
+  py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
+  const index_t B = xa.shape(0), T_ = xa.shape(1);
+  py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, H}).template cast<py::array>();
+  py::object ba = checked<T>(bias, "bias", {H}, true);
+  py::object h0a = checked<T>(h0, "h0", {B, H}, true);
+  py::object ma = checked_mask(mask, B, T_);
+  rnnkit::SimpleRnnForward<T> args;
+  args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
+  args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
+  args.bias = cptr<T>(ba); args.h0 = cptr<T>(h0a); args.mask = mask_ptr(ma);
+  args.activation = rnnkit::parse_activation(activation.c_str());
+  args.go_backwards = go_backwards;
+  py::object outputs = return_sequences ? py::object(empty<T>({B, T_, H})) : py::object(py::none());
+  py::array h_last = empty<T>({B, H});
+  py::object states = training ? py::object(empty<T>({T_ + 1, B, H})) : py::object(py::none());
+  args.outputs = mptr<T>(outputs); args.h_last = mptr<T>(h_last); args.states = mptr<T>(states);
+  {
+    py::gil_scoped_release release;
+    rnnkit::simple_rnn_forward(args);
+  }
+  return py::make_tuple(outputs, h_last, states);
+}
+
+template <class T>
+py::tuple simple_rnn_backward_t(py::object d_outputs, py::object d_h_last, py::object x,
+                                py::object kernel, py::object recurrent_kernel, py::object states,
+                                py::object mask, const std::string& activation, bool go_backwards,
+                                bool has_bias) {
+  py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
+  const index_t I = k.shape(0), H = k.shape(1);
+  py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
+  const index_t B = xa.shape(0), T_ = xa.shape(1);
+  py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, H}).template cast<py::array>();
+  py::array st = checked<T>(states, "states", {T_ + 1, B, H}).template cast<py::array>();
+  py::object dout = checked<T>(d_outputs, "d_outputs", {B, T_, H}, true);
+  py::object dhl = checked<T>(d_h_last, "d_h_last", {B, H}, true);
+  py::object ma = checked_mask(mask, B, T_);
+  py::array dx = empty<T>({B, T_, I}), dk = empty<T>({I, H}), drk = empty<T>({H, H});
+  py::object db = has_bias ? py::object(empty<T>({H})) : py::object(py::none());
+  py::array dh0 = empty<T>({B, H});
+  rnnkit::SimpleRnnBackward<T> args;
+  args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
+  args.d_outputs = cptr<T>(dout); args.d_h_last = cptr<T>(dhl); args.x = cptr<T>(xa);
+  args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk); args.states = cptr<T>(st);
+  args.mask = mask_ptr(ma);
+  args.activation = rnnkit::parse_activation(activation.c_str());
+  args.go_backwards = go_backwards;
+  args.dx = mptr<T>(dx); args.d_kernel = mptr<T>(dk); args.d_recurrent_kernel = mptr<T>(drk);
+  args.d_bias = mptr<T>(db); args.d_h0 = mptr<T>(dh0);
+  {
+    py::gil_scoped_release release;
+    rnnkit::simple_rnn_backward(args);
+  }
+  return py::make_tuple(dx, dk, drk, db, dh0);
+}
+
+// ---- GEMM and Dense --------------------------------------------------------------------------------
+template <class T>
+py::array gemm_t(py::object a, py::object b, bool trans_a, bool trans_b) {
+  py::array aa = checked<T>(a, "a", {-1, -1}).template cast<py::array>();
+  py::array bb = checked<T>(b, "b", {-1, -1}).template cast<py::array>();
+  rnnkit::MatView<const T> av = rnnkit::row_major(cptr<T>(aa), aa.shape(0), aa.shape(1), aa.shape(1));
+  rnnkit::MatView<const T> bv = rnnkit::row_major(cptr<T>(bb), bb.shape(0), bb.shape(1), bb.shape(1));
+  if (trans_a) av = av.t();
+  if (trans_b) bv = bv.t();
+  if (av.ncols() != bv.nrows())
+    throw py::value_error("gemm: inner dimensions differ: a is " + shape_str({av.nrows(), av.ncols()}) +
+                          " and b is " + shape_str({bv.nrows(), bv.ncols()}) + " after transposes");
+  py::array c = empty<T>({av.nrows(), bv.ncols()});
+  rnnkit::MatView<T> cv = rnnkit::row_major(mptr<T>(c), av.nrows(), bv.ncols(), bv.ncols());
+  {
+    py::gil_scoped_release release;
+    rnnkit::gemm<T>(av, bv, cv, false, rnnkit::get_num_threads());
+  }
+  return c;
+}
+
+template <class T>
+py::array dense_forward_t(py::object x, py::object kernel, py::object bias, const std::string& activation) {
+  py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
+  const index_t I = k.shape(0), U = k.shape(1);
+  py::array xa = checked<T>(x, "x", {-1, I}).template cast<py::array>();
+  py::object ba = checked<T>(bias, "bias", {U}, true);
+  const index_t N = xa.shape(0);
+  const rnnkit::Activation act = rnnkit::parse_activation(activation.c_str());
+  py::array y = empty<T>({N, U});
+  T* yp = mptr<T>(y);
+  const T* bp = cptr<T>(ba);
+  {
+    py::gil_scoped_release release;
+    rnnkit::gemm<T>(rnnkit::row_major(cptr<T>(xa), N, I, I), rnnkit::row_major(cptr<T>(k), I, U, U),
+                    rnnkit::row_major(yp, N, U, U), false, rnnkit::get_num_threads());
+    const rnnkit::Kernels<T>& ker = rnnkit::kernels<T>();
+    for (index_t i = 0; i < N; ++i) {
+      T* row = yp + i * U;
+      if (bp)
+        for (index_t j = 0; j < U; ++j) row[j] += bp[j];
+      if (act != rnnkit::Activation::kLinear) ker.activation(act, row, row, U);
+    }
+  }
+  return y;
+}
+
+template <class T>
+py::array activation_t(const std::string& name, py::object x) {
+  py::array xa = checked<T>(x, "x", {-1}).template cast<py::array>();
+  py::array y = empty<T>({xa.shape(0)});
+  const rnnkit::Activation act = rnnkit::parse_activation(name.c_str());
+  rnnkit::kernels<T>().activation(act, cptr<T>(xa), mptr<T>(y), xa.shape(0));
+  return y;
+}
+
+template <class T>
+py::array exp_t(py::object x) {
+  py::array xa = checked<T>(x, "x", {-1}).template cast<py::array>();
+  py::array y = empty<T>({xa.shape(0)});
+  rnnkit::kernels<T>().exp(cptr<T>(xa), mptr<T>(y), xa.shape(0));
+  return y;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "rnnkit's native kernels (C++, OpenMP). Use rnnkit.ops; these take canonical arrays.";
+
+  m.def("simple_rnn_forward",
+        [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0,
+           const std::string& activation, py::object mask, bool go_backwards, bool training,
+           bool return_sequences) {
+          return is_f64_array(kernel, "kernel")
+                     ? simple_rnn_forward_t<double>(x, kernel, rk, bias, h0, activation, mask, go_backwards, training, return_sequences)
+                     : simple_rnn_forward_t<float>(x, kernel, rk, bias, h0, activation, mask, go_backwards, training, return_sequences);
+        },
+        py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
+        py::arg("activation"), py::arg("mask"), py::arg("go_backwards"), py::arg("training"),
+        py::arg("return_sequences"),
+        "-> (outputs (B,T,H) | None, h_last (B,H), states (T+1,B,H) | None)");
+  m.def("simple_rnn_backward",
+        [](py::object d_outputs, py::object d_h_last, py::object x, py::object kernel, py::object rk,
+           py::object states, py::object mask, const std::string& activation, bool go_backwards,
+           bool has_bias) {
+          return is_f64_array(kernel, "kernel")
+                     ? simple_rnn_backward_t<double>(d_outputs, d_h_last, x, kernel, rk, states, mask, activation, go_backwards, has_bias)
+                     : simple_rnn_backward_t<float>(d_outputs, d_h_last, x, kernel, rk, states, mask, activation, go_backwards, has_bias);
+        },
+        py::arg("d_outputs"), py::arg("d_h_last"), py::arg("x"), py::arg("kernel"),
+        py::arg("recurrent_kernel"), py::arg("states"), py::arg("mask"), py::arg("activation"),
+        py::arg("go_backwards"), py::arg("has_bias"),
+        "-> (dx, d_kernel, d_recurrent_kernel, d_bias | None, d_h0)");
+  m.def("gemm",
+        [](py::object a, py::object b, bool trans_a, bool trans_b) {
+          return is_f64_array(a, "a") ? gemm_t<double>(a, b, trans_a, trans_b) : gemm_t<float>(a, b, trans_a, trans_b);
+        },
+        py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+        "C = op(a) @ op(b) with the packed GEMM (a, b C-contiguous, same float dtype)");
+  m.def("dense_forward",
+        [](py::object x, py::object kernel, py::object bias, const std::string& activation) {
+          return is_f64_array(kernel, "kernel") ? dense_forward_t<double>(x, kernel, bias, activation) : dense_forward_t<float>(x, kernel, bias, activation);
+        },
+        py::arg("x"), py::arg("kernel"), py::arg("bias"), py::arg("activation"),
+        "y (N,U) = act(x (N,I) @ kernel (I,U) + bias)");
+  m.def("activation",
+        [](const std::string& name, py::object x) {
+          return is_f64_array(x, "x") ? activation_t<double>(name, x) : activation_t<float>(name, x);
+        },
+        py::arg("name"), py::arg("x"), "vectorised activation of a 1-D array (for accuracy tests)");
+  m.def("exp", [](py::object x) { return is_f64_array(x, "x") ? exp_t<double>(x) : exp_t<float>(x); },
+        py::arg("x"), "vectorised exp of a 1-D array (for accuracy tests)");
+  m.def("set_num_threads", [](int n) { rnnkit::set_num_threads(n); }, py::arg("n"));
+  m.def("get_num_threads", &rnnkit::get_num_threads);
+  m.def("have_openmp", &rnnkit::have_openmp);
+  m.def("isa", []() { return std::string(rnnkit::active_isa()); }, "the ISA whose kernels run");
+  m.def("isa_supported", [](const std::string& n) { return rnnkit::isa_supported(n.c_str()); }, py::arg("name"));
+  m.def("force_isa", [](const std::string& n) { rnnkit::force_isa(n.c_str()); }, py::arg("name"));
+  m.def("peak_gflops",
+        [](const std::string& dtype, int threads) {
+          if (dtype != "float32" && dtype != "float64")
+            throw py::value_error("dtype must be 'float32' or 'float64', got '" + dtype + "'");
+          if (threads < 1) throw py::value_error("threads must be >= 1");
+          py::gil_scoped_release release;
+          return rnnkit::measure_peak_gflops(dtype == "float64", threads);
+        },
+        py::arg("dtype") = "float32", py::arg("threads") = 1,
+        "measured FMA peak in GFLOP/s of the active ISA");
+}

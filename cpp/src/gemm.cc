@@ -1,0 +1,239 @@
+// ISA-neutral half of the GEMM: packing and the loop nest around the per-ISA macro kernel.
+#include "rnnkit/gemm.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "rnnkit/threading.h"
+
+namespace rnnkit {
+
+void split_range(index_t n, index_t unit, int tid, int nt, index_t* begin, index_t* end) {
+  const index_t units = (n + unit - 1) / unit;
+  const index_t per = units / nt, rem = units % nt;
+  const index_t u0 = tid * per + std::min<index_t>(tid, rem);
+  const index_t u1 = u0 + per + (tid < rem ? 1 : 0);
+  *begin = std::min(n, u0 * unit);
+  *end = std::min(n, u1 * unit);
+}
+
+namespace {
+
+// A (rows [row0, row0+m) x cols [k0, k0+kc)) -> panels of mr rows: dst[p*mr*kc + k*mr + i].
+template <class T>
+void pack_a(const MatView<const T>& a, index_t row0, index_t m, index_t k0, index_t kc, int mr,
+            T* dst) {
+  index_t roff[32];
+  for (index_t ip = 0; ip < m; ip += mr) {
+    const int mv = static_cast<int>(std::min<index_t>(mr, m - ip));
+    for (int i = 0; i < mv; ++i) roff[i] = a.rows.offset(row0 + ip + i);
+    T* d = dst + (ip / mr) * mr * kc;
+    if (a.cols.is_plain() && a.cols.stride == 1) {
+      for (int i = 0; i < mv; ++i) {
+        const T* s = a.data + roff[i] + k0;
+        for (index_t k = 0; k < kc; ++k) d[k * mr + i] = s[k];
+      }
+    } else {
+      for (index_t k = 0; k < kc; ++k) {
+        const index_t co = a.cols.offset(k0 + k);
+        for (int i = 0; i < mv; ++i) d[k * mr + i] = a.data[roff[i] + co];
+      }
+    }
+    if (mv < mr)
+      for (index_t k = 0; k < kc; ++k)
+        for (int i = mv; i < mr; ++i) d[k * mr + i] = T(0);
+  }
+}
+
+// B (rows [k0, k0+kc) x cols [col0, col0+n)) -> panels of nr cols: dst[q*kc*nr + k*nr + j].
+template <class T>
+void pack_b(const MatView<const T>& b, index_t k0, index_t kc, index_t col0, index_t n, int nr,
+            T* dst) {
+  for (index_t jq = 0; jq < n; jq += nr) {
+    const index_t nv = std::min<index_t>(nr, n - jq);
+    T* d = dst + (jq / nr) * kc * nr;
+    if (b.cols.is_plain() && b.cols.stride == 1) {
+      for (index_t k = 0; k < kc; ++k) {
+        const T* s = b.data + b.rows.offset(k0 + k) + col0 + jq;
+        T* dk = d + k * nr;
+        std::memcpy(dk, s, nv * sizeof(T));
+        for (index_t j = nv; j < nr; ++j) dk[j] = T(0);
+      }
+    } else if (b.rows.is_plain() && b.rows.stride == 1) {  // transposed operand: walk k fastest
+      for (index_t j = 0; j < nv; ++j) {
+        const T* s = b.data + b.cols.offset(col0 + jq + j) + k0;
+        for (index_t k = 0; k < kc; ++k) d[k * nr + j] = s[k];
+      }
+      for (index_t k = 0; k < kc; ++k)
+        for (index_t j = nv; j < nr; ++j) d[k * nr + j] = T(0);
+    } else {
+      for (index_t k = 0; k < kc; ++k) {
+        const index_t ro = b.rows.offset(k0 + k);
+        T* dk = d + k * nr;
+        for (index_t j = 0; j < nv; ++j) dk[j] = b.data[ro + b.cols.offset(col0 + jq + j)];
+        for (index_t j = nv; j < nr; ++j) dk[j] = T(0);
+      }
+    }
+  }
+}
+
+template <class T>
+Buffer<T>& thread_buffer(int which) {
+  static thread_local Buffer<T> bufs[2];
+  return bufs[which];
+}
+
+// One thread's serial BLIS loop nest over C[m0:m1, n0:n1].
+template <class T>
+void gemm_block(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c,
+                bool accumulate, index_t m0, index_t m1, index_t n0, index_t n1) {
+  const Kernels<T>& ker = kernels<T>();
+  const index_t K = a.ncols();
+  const index_t KC = Blocking<T>::kc, MC = Blocking<T>::mc, NC = Blocking<T>::nc;
+  if (m1 <= m0 || n1 <= n0) return;
+  if (K == 0) {
+    if (!accumulate)
+      for (index_t i = m0; i < m1; ++i) std::memset(c.at(i, n0), 0, (n1 - n0) * sizeof(T));
+    return;
+  }
+  const index_t mc_max = ((std::min(MC, m1 - m0) + ker.mr - 1) / ker.mr) * ker.mr;
+  const index_t nc_max = ((std::min(NC, n1 - n0) + ker.nr - 1) / ker.nr) * ker.nr;
+  Buffer<T>& abuf = thread_buffer<T>(0);
+  Buffer<T>& bbuf = thread_buffer<T>(1);
+  abuf.resize(mc_max * KC);
+  bbuf.resize(nc_max * KC);
+  for (index_t jc = n0; jc < n1; jc += NC) {
+    const index_t nc = std::min(NC, n1 - jc);
+    for (index_t pc = 0; pc < K; pc += KC) {
+      const index_t kc = std::min(KC, K - pc);
+      pack_b(b, pc, kc, jc, nc, ker.nr, bbuf.data());
+      const bool acc = accumulate || pc > 0;
+      for (index_t ic = m0; ic < m1; ic += MC) {
+        const index_t mc = std::min(MC, m1 - ic);
+        pack_a(a, ic, mc, pc, kc, ker.mr, abuf.data());
+        ker.macro(mc, nc, kc, abuf.data(), bbuf.data(), kc * ker.nr, c, ic, jc, acc);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void packed_b_prepare(PackedB<T>& pb, index_t k, index_t group_n, index_t groups) {
+  const Kernels<T>& ker = kernels<T>();
+  pb.k = k;
+  pb.group_n = group_n;
+  pb.groups = groups;
+  pb.nr = ker.nr;
+  pb.kc = Blocking<T>::kc;
+  pb.panels = (group_n + ker.nr - 1) / ker.nr;
+  pb.buf.resize(std::max<index_t>(1, k * groups * pb.panels * pb.nr));
+}
+
+template <class T>
+void packed_b_fill(PackedB<T>& pb, const MatView<const T>& b, int tid, int nt) {
+  // Work items: (k block, group); split statically over threads.
+  const index_t nkb = pb.num_kblocks(), items = nkb * pb.groups;
+  index_t i0, i1;
+  split_range(items, 1, tid, nt, &i0, &i1);
+  for (index_t it = i0; it < i1; ++it) {
+    const index_t kb = it / pb.groups, g = it % pb.groups;
+    pack_b(b, kb * pb.kc, pb.kblock_len(kb), g * pb.group_n, pb.group_n, static_cast<int>(pb.nr),
+           const_cast<T*>(pb.panel(kb, g, 0)));
+  }
+}
+
+template <class T>
+index_t packed_a_size() {
+  return (Blocking<T>::mc + 32) * Blocking<T>::kc;
+}
+
+template <class T>
+T* packed_a_workspace() {
+  static thread_local Buffer<T> work(packed_a_size<T>());
+  return work.data();
+}
+
+template <class T>
+void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, index_t q1,
+                 const MatView<T>& c, bool accumulate, T* a_work) {
+  const Kernels<T>& ker = kernels<T>();
+  const index_t M = a.nrows(), MC = Blocking<T>::mc;
+  if (q1 <= q0 || M == 0) return;
+  const index_t nkb = b.num_kblocks();
+  if (nkb == 0) {
+    if (!accumulate)
+      for (index_t g = 0; g < b.groups; ++g) {
+        const index_t c0 = q0 * b.nr, c1 = std::min(b.group_n, q1 * b.nr);
+        for (index_t i = 0; i < M; ++i)
+          std::memset(c.at(i, g * b.group_n + c0), 0, (c1 - c0) * sizeof(T));
+      }
+    return;
+  }
+  for (index_t kb = 0; kb < nkb; ++kb) {
+    const index_t kc = b.kblock_len(kb);
+    const bool acc = accumulate || kb > 0;
+    for (index_t ic = 0; ic < M; ic += MC) {
+      const index_t mc = std::min(MC, M - ic);
+      pack_a(a, ic, mc, kb * b.kc, kc, ker.mr, a_work);
+      for (index_t g = 0; g < b.groups; ++g) {
+        const index_t c0 = q0 * b.nr, c1 = std::min(b.group_n, q1 * b.nr);
+        ker.macro(mc, c1 - c0, kc, a_work, b.panel(kb, g, q0), kc * b.nr, c, ic,
+                  g * b.group_n + c0, acc);
+      }
+    }
+  }
+}
+
+template <class T>
+void gemm_team(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c,
+               bool accumulate, int tid, int nt) {
+  const Kernels<T>& ker = kernels<T>();
+  const index_t M = c.nrows(), N = c.ncols();
+  index_t m0 = 0, m1 = M, n0 = 0, n1 = N;
+  // Split the larger dimension; each thread runs an independent serial loop nest on its block.
+  if (N >= M)
+    split_range(N, ker.nr, tid, nt, &n0, &n1);
+  else
+    split_range(M, ker.mr, tid, nt, &m0, &m1);
+  gemm_block(a, b, c, accumulate, m0, m1, n0, n1);
+}
+
+template <class T>
+void gemm(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c, bool accumulate,
+          int nt) {
+  const double flops = 2.0 * double(c.nrows()) * double(c.ncols()) * double(a.ncols());
+  if (flops < 2.0e5) nt = 1;  // below ~0.1 ms of work a parallel region costs more than it saves
+  parallel(nt, [&](int tid, int n) { gemm_team(a, b, c, accumulate, tid, n); });
+}
+
+template <class T>
+void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c,
+                bool accumulate) {
+  for (index_t i = 0; i < c.nrows(); ++i)
+    for (index_t j = 0; j < c.ncols(); ++j) {
+      T s = accumulate ? *c.at(i, j) : T(0);
+      for (index_t k = 0; k < a.ncols(); ++k) s += *a.at(i, k) * *b.at(k, j);
+      *c.at(i, j) = s;
+    }
+}
+
+#define RNNKIT_INSTANTIATE(T)                                                                     \
+  template void packed_b_prepare<T>(PackedB<T>&, index_t, index_t, index_t);                     \
+  template void packed_b_fill<T>(PackedB<T>&, const MatView<const T>&, int, int);                \
+  template index_t packed_a_size<T>();                                                            \
+  template T* packed_a_workspace<T>();                                                            \
+  template void gemm_packed<T>(const MatView<const T>&, const PackedB<T>&, index_t, index_t,      \
+                               const MatView<T>&, bool, T*);                                      \
+  template void gemm_team<T>(const MatView<const T>&, const MatView<const T>&, const MatView<T>&, \
+                             bool, int, int);                                                     \
+  template void gemm<T>(const MatView<const T>&, const MatView<const T>&, const MatView<T>&, bool, \
+                        int);                                                                     \
+  template void gemm_naive<T>(const MatView<const T>&, const MatView<const T>&, const MatView<T>&, \
+                              bool);
+RNNKIT_INSTANTIATE(float)
+RNNKIT_INSTANTIATE(double)
+#undef RNNKIT_INSTANTIATE
+
+}  // namespace rnnkit

@@ -1,0 +1,236 @@
+// ctest suite for the C++ core: GEMM vs the naive loop (odd shapes, transposes, blocked and
+// reversed axes), activations vs libm, SimpleRNN forward/backward vs naive twins and vs central
+// finite differences, and 1 vs N threads. Prints one line per failure and "N passed, N failed".
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "rnnkit/gemm.h"
+#include "rnnkit/kernels.h"
+#include "rnnkit/sequence.h"
+#include "rnnkit/simple_rnn.h"
+#include "rnnkit/threading.h"
+
+using namespace rnnkit;
+
+static int g_pass = 0, g_fail = 0;
+static void check(bool ok, const std::string& what) {
+  if (ok) ++g_pass;
+  else { ++g_fail; std::printf("FAIL: %s\n", what.c_str()); }
+}
+
+template <class T>
+static double rel_err(const std::vector<T>& a, const std::vector<T>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    double d = double(a[i]) - double(b[i]);
+    num += d * d;
+    den += double(b[i]) * double(b[i]);
+  }
+  if (std::isnan(num)) return INFINITY;
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+template <class T>
+static std::vector<T> randn(size_t n, std::mt19937& g, double scale = 1.0) {
+  std::normal_distribution<double> d(0.0, scale);
+  std::vector<T> v(n);
+  for (auto& x : v) x = T(d(g));
+  return v;
+}
+
+template <class T> static double tol() { return sizeof(T) == 4 ? 1e-5 : 1e-12; }
+
+template <class T>
+static void test_gemm(std::mt19937& g) {
+  const int sizes[][3] = {{1, 1, 1}, {1, 7, 3}, {13, 33, 17}, {50, 65, 400}, {97, 130, 51}, {200, 31, 800}};
+  for (auto& s : sizes) {
+    const index_t M = s[0], N = s[1], K = s[2];
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (int acc = 0; acc < 2; ++acc) {
+          std::vector<T> a = randn<T>(M * K, g), b = randn<T>(K * N, g), c = randn<T>(M * N, g);
+          std::vector<T> c_ref = c;
+          MatView<const T> av = ta ? row_major<const T>(a.data(), K, M, M).t() : row_major<const T>(a.data(), M, K, K);
+          MatView<const T> bv = tb ? row_major<const T>(b.data(), N, K, K).t() : row_major<const T>(b.data(), K, N, N);
+          gemm_naive(av, bv, row_major(c_ref.data(), M, N, N), acc);
+          for (int nt : {1, 2}) {
+            std::vector<T> c2 = c;
+            gemm(av, bv, row_major(c2.data(), M, N, N), acc, nt);
+            check(rel_err(c2, c_ref) < tol<T>() * std::sqrt(double(K)),
+                  "gemm " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) +
+                      " ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) + " nt=" + std::to_string(nt));
+          }
+        }
+  }
+  // Two-level (b, t) rows read in reversed time order, written to a two-level C.
+  const index_t B = 5, T_ = 7, I = 9, H = 19;
+  std::vector<T> x = randn<T>(B * T_ * I, g), w = randn<T>(I * H, g);
+  std::vector<T> c1(B * T_ * H), c2(B * T_ * H);
+  for (int back = 0; back < 2; ++back) {
+    MatView<const T> xs = sequence_rows<const T>(x.data(), B, T_, I, 0, T_, back);
+    gemm_naive(xs, row_major<const T>(w.data(), I, H, H), sequence_rows(c1.data(), B, T_, H, 0, T_, back), false);
+    gemm(xs, row_major<const T>(w.data(), I, H, H), sequence_rows(c2.data(), B, T_, H, 0, T_, back), false, 2);
+    check(rel_err(c2, c1) < tol<T>() * 4, "gemm blocked rows back=" + std::to_string(back));
+    // sanity: row (b, t) of the product is x[b, t] @ w, whatever the traversal
+    double s = 0;
+    for (index_t i = 0; i < I; ++i) s += double(x[(3 * T_ + 2) * I + i]) * double(w[i * H + 4]);
+    check(std::fabs(s - double(c2[(3 * T_ + 2) * H + 4])) < 1e-4 * (1 + std::fabs(s)), "gemm blocked element");
+  }
+}
+
+template <class T>
+static void test_activations() {
+  std::vector<T> x;
+  for (double v = -20; v <= 20; v += 0.01) x.push_back(T(v));
+  x.push_back(T(1e-30)); x.push_back(T(-1e-30)); x.push_back(T(0));
+  std::vector<T> y(x.size());
+  double worst_tanh = 0, worst_sig = 0;
+  kernels<T>().activation(Activation::kTanh, x.data(), y.data(), index_t(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    double r = std::tanh(double(x[i]));
+    worst_tanh = std::max(worst_tanh, r == 0 ? std::fabs(double(y[i])) : std::fabs(double(y[i]) - r) / std::fabs(r));
+  }
+  kernels<T>().activation(Activation::kSigmoid, x.data(), y.data(), index_t(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    double r = 1.0 / (1.0 + std::exp(-double(x[i])));
+    worst_sig = std::max(worst_sig, std::fabs(double(y[i]) - r) / r);
+  }
+  const double eps = sizeof(T) == 4 ? 1.2e-7 : 2.3e-16;
+  check(worst_tanh < 8 * eps, "tanh relative error " + std::to_string(worst_tanh / eps) + " eps");
+  check(worst_sig < 8 * eps, "sigmoid relative error " + std::to_string(worst_sig / eps) + " eps");
+}
+
+template <class T>
+struct RnnCase {
+  index_t B, T_, I, H;
+  std::vector<T> x, k, r, b, h0;
+  std::vector<std::uint8_t> mask;
+  Activation act;
+  bool back, use_mask, use_bias, use_h0;
+};
+
+template <class T>
+static RnnCase<T> make_case(std::mt19937& g, index_t B, index_t T_, index_t I, index_t H, Activation act,
+                            bool back, bool use_mask, bool use_bias, bool use_h0) {
+  RnnCase<T> c{B, T_, I, H, randn<T>(B * T_ * I, g), randn<T>(I * H, g, 0.5), randn<T>(H * H, g, 0.4 / std::sqrt(double(H))),
+               randn<T>(H, g), randn<T>(B * H, g), std::vector<std::uint8_t>(B * T_, 1), act, back, use_mask, use_bias, use_h0};
+  if (use_mask) {
+    std::bernoulli_distribution keep(0.7);
+    for (auto& m : c.mask) m = keep(g);
+    for (index_t t = 0; t < T_; ++t) c.mask[t] = 0;  // an all-masked row
+  }
+  return c;
+}
+
+template <class T>
+static SimpleRnnForward<T> fwd_args(const RnnCase<T>& c) {
+  SimpleRnnForward<T> a;
+  a.batch = c.B; a.steps = c.T_; a.input_size = c.I; a.units = c.H;
+  a.x = c.x.data(); a.kernel = c.k.data(); a.recurrent_kernel = c.r.data();
+  a.bias = c.use_bias ? c.b.data() : nullptr; a.h0 = c.use_h0 ? c.h0.data() : nullptr;
+  a.mask = c.use_mask ? c.mask.data() : nullptr; a.activation = c.act; a.go_backwards = c.back;
+  return a;
+}
+
+template <class T>
+static void test_simple_rnn(std::mt19937& g) {
+  const index_t shapes[][4] = {{1, 3, 2, 4}, {3, 5, 1, 1}, {13, 7, 3, 17}, {4, 9, 33, 40}, {20, 12, 16, 70}};
+  const Activation acts[] = {Activation::kTanh, Activation::kRelu, Activation::kSigmoid, Activation::kLinear};
+  int n = 0;
+  for (auto& s : shapes)
+    for (Activation act : acts)
+      for (int variant = 0; variant < 4; ++variant, ++n) {
+        RnnCase<T> c = make_case<T>(g, s[0], s[1], s[2], s[3], act, variant & 1, variant & 2, n % 3 != 0, n % 2 == 0);
+        const index_t B = c.B, T_ = c.T_, I = c.I, H = c.H;
+        std::string name = "simple_rnn " + std::to_string(B) + "," + std::to_string(T_) + "," + std::to_string(I) + "," +
+                           std::to_string(H) + " " + activation_name(act) + " v" + std::to_string(variant);
+        std::vector<T> out1(B * T_ * H), out2(B * T_ * H), hl1(B * H), hl2(B * H), st1((T_ + 1) * B * H), st2((T_ + 1) * B * H);
+        SimpleRnnForward<T> a = fwd_args(c);
+        a.outputs = out1.data(); a.h_last = hl1.data(); a.states = st1.data();
+        simple_rnn_forward_naive(a);
+        a.outputs = out2.data(); a.h_last = hl2.data(); a.states = st2.data();
+        simple_rnn_forward(a);
+        check(rel_err(out2, out1) < tol<T>() && rel_err(hl2, hl1) < tol<T>(), name + " forward vs naive");
+
+        std::vector<T> dout = randn<T>(B * T_ * H, g), dhl = randn<T>(B * H, g);
+        SimpleRnnBackward<T> bk;
+        bk.batch = B; bk.steps = T_; bk.input_size = I; bk.units = H;
+        bk.d_outputs = dout.data(); bk.d_h_last = dhl.data(); bk.x = c.x.data(); bk.kernel = c.k.data();
+        bk.recurrent_kernel = c.r.data(); bk.states = st1.data(); bk.mask = a.mask; bk.activation = act; bk.go_backwards = c.back;
+        std::vector<T> g1[5], g2[5];
+        const index_t sizes[5] = {B * T_ * I, I * H, H * H, H, B * H};
+        for (int i = 0; i < 5; ++i) { g1[i].resize(sizes[i]); g2[i].resize(sizes[i]); }
+        auto run = [&](std::vector<T>* gg, bool naive) {
+          bk.dx = gg[0].data(); bk.d_kernel = gg[1].data(); bk.d_recurrent_kernel = gg[2].data();
+          bk.d_bias = c.use_bias ? gg[3].data() : nullptr; bk.d_h0 = gg[4].data();
+          naive ? simple_rnn_backward_naive(bk) : simple_rnn_backward(bk);
+        };
+        run(g1, true);
+        run(g2, false);
+        bool ok = true;
+        for (int i = 0; i < 5; ++i) ok = ok && rel_err(g2[i], g1[i]) < tol<T>() * 10;
+        check(ok, name + " backward vs naive");
+
+        if (sizeof(T) == 8 && act != Activation::kRelu && B * T_ * I < 600) {
+          // central finite differences of L = <dout, outputs> + <dhl, h_last> w.r.t. x and kernel
+          auto loss = [&](const RnnCase<T>& cc) {
+            std::vector<T> o(B * T_ * H), h(B * H);
+            SimpleRnnForward<T> f = fwd_args(cc);
+            f.outputs = o.data(); f.h_last = h.data();
+            simple_rnn_forward(f);
+            double L = 0;
+            for (index_t i = 0; i < B * T_ * H; ++i) L += double(dout[i]) * double(o[i]);
+            for (index_t i = 0; i < B * H; ++i) L += double(dhl[i]) * double(h[i]);
+            return L;
+          };
+          double worst = 0;
+          const double eps = 1e-6;
+          for (index_t i = 0; i < std::min<index_t>(I * H, 12); ++i) {
+            RnnCase<T> cp = c, cm = c;
+            cp.k[i] += eps; cm.k[i] -= eps;
+            double fd = (loss(cp) - loss(cm)) / (2 * eps);
+            worst = std::max(worst, std::fabs(fd - double(g2[1][i])) / (1e-6 + std::fabs(fd)));
+          }
+          for (index_t i = 0; i < std::min<index_t>(B * T_ * I, 12); ++i) {
+            RnnCase<T> cp = c, cm = c;
+            cp.x[i] += eps; cm.x[i] -= eps;
+            double fd = (loss(cp) - loss(cm)) / (2 * eps);
+            worst = std::max(worst, std::fabs(fd - double(g2[0][i])) / (1e-6 + std::fabs(fd)));
+          }
+          check(worst < 1e-5, name + " finite differences (worst " + std::to_string(worst) + ")");
+        }
+      }
+}
+
+template <class T>
+static void test_threads(std::mt19937& g) {
+  RnnCase<T> c = make_case<T>(g, 64, 20, 64, 256, Activation::kTanh, false, true, true, true);
+  const index_t B = c.B, T_ = c.T_, H = c.H;
+  std::vector<T> o1(B * T_ * H), o2(B * T_ * H), h1(B * H), h2(B * H);
+  SimpleRnnForward<T> a = fwd_args(c);
+  set_num_threads(1);
+  a.outputs = o1.data(); a.h_last = h1.data();
+  simple_rnn_forward(a);
+  set_num_threads(2);
+  a.outputs = o2.data(); a.h_last = h2.data();
+  simple_rnn_forward(a);
+  check(o1 == o2 && h1 == h2, "1 vs 2 threads give identical forward results");
+}
+
+int main() {
+  std::printf("rnnkit core tests, ISA %s, OpenMP %s\n", active_isa(), have_openmp() ? "on" : "off");
+  std::mt19937 g(1234);
+  test_gemm<float>(g);
+  test_gemm<double>(g);
+  test_activations<float>();
+  test_activations<double>();
+  test_simple_rnn<float>(g);
+  test_simple_rnn<double>(g);
+  test_threads<float>(g);
+  test_threads<double>(g);
+  std::printf("%d passed, %d failed\n", g_pass, g_fail);
+  return g_fail == 0 ? 0 : 1;
+}

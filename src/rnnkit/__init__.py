@@ -1,0 +1,39 @@
+"""rnnkit: fast CPU recurrent neural networks (SimpleRNN, LSTM, GRU) with native forward and BPTT kernels.
+
+- ``rnnkit.ops``: kernel-level functions (``simple_rnn_forward``/``_backward``, ``lstm_*``, ``gru_*``)
+  that validate their arguments and run the active backend.
+- ``rnnkit.reference``: the NumPy oracle with the same canonical signatures.
+- ``get_backend()`` / ``set_backend("native" | "python")``: which implementation ``ops`` runs
+  (initially the ``RNNKIT_BACKEND`` environment variable, else native when it is built).
+- ``get_num_threads()`` / ``set_num_threads(n)``: threads of the native kernels (default: all cores).
+"""
+
+__version__ = "0.1.0"
+
+from ._backend import get_backend, get_num_threads, set_backend, set_num_threads
+from . import ops, reference
+
+__all__ = [
+    "__version__",
+    "ops",
+    "reference",
+    "get_backend",
+    "set_backend",
+    "get_num_threads",
+    "set_num_threads",
+]
+
+# --- public API re-exports (layers, models, training) ---
+# Each owner uncomments their line once the module exists (and may extend __all__).
+from .layers import SimpleRNN, LSTM, GRU, Bidirectional
+__all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
+from .layers import Dense, Embedding, Flatten, Dropout, Masking
+__all__ += ["Dense", "Embedding", "Flatten", "Dropout", "Masking"]
+from . import initializers
+from . import activations
+from . import losses
+from . import optimizers
+from . import callbacks
+from . import datasets
+from .models import Sequential, load_model
+__all__ += ["callbacks", "datasets", "Sequential", "load_model"]

@@ -1,0 +1,156 @@
+"""Which implementation runs the kernels: ``"native"`` (C++, ``rnnkit._native``) or ``"python"``.
+
+Both implement the canonical functions of docs/ARCHITECTURE.md: the native one through the adapter
+``rnnkit._native_ops``, the Python one as the NumPy reference ``rnnkit.reference``.
+``rnnkit.ops`` asks :func:`get_impl` on every call, so :func:`set_backend` takes effect immediately.
+
+Selection at import time:
+
+- ``RNNKIT_BACKEND=python``: the reference; the native module is not even imported until something
+  needs it (``set_backend("native")``, the thread functions). No warning.
+- ``RNNKIT_BACKEND=native`` or unset: the native module if it imports, otherwise the reference with
+  exactly one ``RuntimeWarning`` giving the reason.
+- any other value: a ``RuntimeWarning`` and the default above.
+
+The native module is imported at most once per process; a failed import is remembered, not retried.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+
+from ._validation import check_positive_int
+
+BACKENDS = ("native", "python")
+ENV_VAR = "RNNKIT_BACKEND"
+
+_UNSET = object()
+_native_ops = _UNSET  # the rnnkit._native_ops module, None after a failed import, _UNSET before trying
+_native_error = ""  # why the native import failed ("ExceptionType: message")
+_requested_threads: int | None = None  # last set_num_threads() value, applied when native loads
+
+_backend: str = "python"
+_impl = None  # module implementing the canonical functions for _backend
+
+
+def _load_native():
+    """Import ``rnnkit._native`` and its adapter once; return the adapter or None (reason in _native_error)."""
+    global _native_ops, _native_error
+    if _native_ops is _UNSET:
+        try:
+            # import the compiled module first so that a missing build gives the clearest reason
+            importlib.import_module("rnnkit._native")
+            module = importlib.import_module("rnnkit._native_ops")
+        except Exception as exc:  # ImportError, OSError from dlopen, an adapter raising on a bad build...
+            _native_ops = None
+            _native_error = f"{type(exc).__name__}: {exc}"
+        else:
+            _native_ops = module
+            if _requested_threads is not None:
+                module.set_num_threads(_requested_threads)
+    return _native_ops
+
+
+def _reference():
+    return importlib.import_module("rnnkit.reference")
+
+
+def native_available() -> bool:
+    """True if the compiled module ``rnnkit._native`` imports (imports it on the first call)."""
+    return _load_native() is not None
+
+
+def get_backend() -> str:
+    """Return the active backend: ``"native"`` or ``"python"``."""
+    return _backend
+
+
+def set_backend(backend: str) -> None:
+    """Select the implementation used by ``rnnkit.ops`` (and so by every layer): ``"native"`` or ``"python"``.
+
+    Raises ValueError for any other value, RuntimeError for ``"native"`` when the compiled module
+    cannot be imported. Caches made by one backend stay valid after switching: backward always runs
+    the implementation that made the cache.
+    """
+    global _backend, _impl
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+    if backend == "native":
+        module = _load_native()
+        if module is None:
+            raise RuntimeError(
+                f"rnnkit: the native backend is unavailable ({_native_error}); "
+                "build the extension (pip install .) or use set_backend('python')"
+            )
+        _impl = module
+    else:
+        _impl = _reference()
+    _backend = backend
+
+
+def get_impl():
+    """Return the module implementing the canonical kernel functions for the active backend."""
+    return _impl
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads the native kernels use (a positive int).
+
+    TypeError/ValueError naming ``n`` otherwise. The python backend ignores threads but the value is
+    remembered (``get_num_threads`` returns it, and the native module receives it if it loads later).
+    """
+    global _requested_threads
+    n = check_positive_int(n, "n")
+    _requested_threads = n
+    module = _native_ops if _native_ops is not _UNSET else _load_native()
+    if module is not None:
+        module.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Return the number of threads of the native kernels (default: all cores available to the process).
+
+    Without the native module: the last ``set_num_threads`` value, else the number of usable cores.
+    """
+    module = _native_ops if _native_ops is not _UNSET else _load_native()
+    if module is not None:
+        return int(module.get_num_threads())
+    if _requested_threads is not None:
+        return _requested_threads
+    return _available_cores()
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _init_from_environment() -> None:
+    """Pick the initial backend from ``RNNKIT_BACKEND`` (called once, when rnnkit is imported)."""
+    global _backend, _impl
+    requested = os.environ.get(ENV_VAR, "").strip().lower()
+    if requested and requested not in BACKENDS:
+        warnings.warn(
+            f"rnnkit: ignoring {ENV_VAR}={os.environ[ENV_VAR]!r} (expected 'native' or 'python')",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        requested = ""
+    if requested != "python":
+        module = _load_native()
+        if module is not None:
+            _backend, _impl = "native", module
+            return
+        warnings.warn(
+            f"rnnkit: native module unavailable ({_native_error}); using the NumPy reference backend",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    _backend, _impl = "python", _reference()
+
+
+_init_from_environment()

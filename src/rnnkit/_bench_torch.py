@@ -1,0 +1,80 @@
+"""PyTorch side of ``rnnkit.bench``, run in its own process so that PyTorch's OpenMP pool never
+competes with rnnkit's (both spin on the same cores and distort each other's timings)::
+
+    python -m rnnkit._bench_torch '{"dtype": "float32", "threads": 2, "timing": {...},
+                                    "jobs": [{"cell": "simple_rnn", "size": "seed-tiny", "mode": "fwd",
+                                              "shape": [B, T, I, H]}, ...]}'
+
+Prints one JSON line on stdout: ``{"torch_version": ..., "threads": ..., "results": [...]}`` with, per
+job in order, the timing summary of ``rnnkit.bench.summarize`` or ``{"error": message}``.
+
+Models: ``nn.RNN(nonlinearity="tanh")``, ``nn.LSTM``, ``nn.GRU``, one layer, ``batch_first=True``,
+biases on (PyTorch's default). ``fwd`` runs under ``torch.inference_mode()``; ``train`` runs the
+forward with gradients enabled, ``loss = (out * d_out).sum()`` and ``loss.backward()`` (gradients
+for the weights and the input x, as rnnkit's backward computes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rnnkit.bench import summarize, time_call
+
+TORCH_MODULES = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def make_torch_call(torch, cell: str, shape, mode: str, dtype):
+    """Return a no-argument function running one ``mode`` call of the PyTorch model of ``cell``."""
+    batch, steps, features, units = shape
+    module_class = getattr(torch.nn, TORCH_MODULES[cell])
+    kwargs = {"nonlinearity": "tanh"} if cell == "simple_rnn" else {}
+    model = module_class(features, units, num_layers=1, batch_first=True, **kwargs).to(dtype)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, steps, features, generator=generator, dtype=dtype)
+    if mode == "fwd":
+        def run():
+            with torch.inference_mode():
+                return model(x)
+        return run
+
+    x.requires_grad_(True)
+    d_out = torch.randn(batch, steps, units, generator=generator, dtype=dtype)
+    parameters = list(model.parameters())
+
+    def run():
+        # fresh gradients every call, like rnnkit's backward (accumulating would add an extra add)
+        x.grad = None
+        for p in parameters:
+            p.grad = None
+        out, _ = model(x)
+        loss = (out * d_out).sum()
+        loss.backward()
+    return run
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m rnnkit._bench_torch JSON_REQUEST", file=sys.stderr)
+        return 2
+    request = json.loads(argv[0])
+    import torch
+
+    torch.set_num_threads(int(request["threads"]))
+    dtype = getattr(torch, request["dtype"])
+    timing = request.get("timing", {})
+    results = []
+    for job in request["jobs"]:
+        try:
+            run = make_torch_call(torch, job["cell"], job["shape"], job["mode"], dtype)
+            results.append(summarize(time_call(run, **timing)))
+        except Exception as exc:  # report per job; one failing model should not hide the others
+            results.append({"error": f"{type(exc).__name__}: {exc}"})
+    print(json.dumps({"torch_version": torch.__version__, "threads": torch.get_num_threads(),
+                      "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

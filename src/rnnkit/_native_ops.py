@@ -1,0 +1,82 @@
+"""The native backend: adapts ``rnnkit._native`` (C++) to the canonical kernel signatures of
+docs/ARCHITECTURE.md. ``rnnkit.ops`` has already validated and canonicalised every argument.
+
+Native caches keep what the C++ backward needs: the inputs and weights (references, not copies) and
+the time-major states (T+1, B, H) written by the forward pass.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+
+from . import _native
+from . import reference as _reference
+from .reference.activations import get_activation
+
+_this = sys.modules[__name__]
+
+
+class NativeCache(SimpleNamespace):
+    """Backend-private state between a native forward and its backward (``impl`` = this module)."""
+
+    def __init__(self, **fields):
+        super().__init__(impl=_this, **fields)
+
+
+# -- SimpleRNN --------------------------------------------------------------------------------------
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
+                       mask=None, go_backwards=False, training=True, return_sequences=True):
+    outputs, h_last, states = _native.simple_rnn_forward(
+        x, kernel, recurrent_kernel, bias, h0, activation, mask, go_backwards, training,
+        return_sequences)
+    if not training:
+        return outputs, h_last, None
+    cache = NativeCache(cell="simple_rnn", x=x, kernel=kernel, recurrent_kernel=recurrent_kernel,
+                        has_bias=bias is not None, states=states, mask=mask, activation=activation,
+                        go_backwards=go_backwards, return_sequences=return_sequences)
+    return outputs, h_last, cache
+
+
+def simple_rnn_backward(d_outputs, d_h_last, cache):
+    if d_outputs is not None and not cache.return_sequences:
+        raise ValueError("d_outputs must be None when the forward pass ran with return_sequences=False")
+    c = cache
+    return tuple(_native.simple_rnn_backward(
+        d_outputs, d_h_last, c.x, c.kernel, c.recurrent_kernel, c.states, c.mask, c.activation,
+        c.go_backwards, c.has_bias))
+
+
+# -- Dense --------------------------------------------------------------------------------------------
+def dense_forward(x, kernel, bias=None, activation="linear", training=True):
+    y = _native.dense_forward(x, kernel, bias, activation)
+    cache = NativeCache(cell="dense", x=x, kernel=kernel, has_bias=bias is not None, y=y,
+                        activation=activation) if training else None
+    return y, cache
+
+
+def dense_backward(d_y, cache):
+    # dZ = dY * act'(Y) (derivative written from the output); dx = dZ @ K^T; dK = X^T @ dZ
+    dz = d_y if cache.activation == "linear" else d_y * get_activation(cache.activation).derivative(cache.y)
+    dz = np.ascontiguousarray(dz, dtype=cache.kernel.dtype)
+    dx = _native.gemm(dz, cache.kernel, False, True)
+    dk = _native.gemm(cache.x, dz, True, False)
+    db = dz.sum(axis=0) if cache.has_bias else None
+    return dx, dk, db
+
+
+# -- cells without a native kernel yet run the reference (their caches carry impl=reference) ---------
+def __getattr__(name):
+    if name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward"):
+        return getattr(_reference, name)
+    raise AttributeError(name)
+
+
+def set_num_threads(n):
+    _native.set_num_threads(int(n))
+
+
+def get_num_threads():
+    return _native.get_num_threads()

@@ -1,0 +1,17 @@
+"""Keras-like layers: each is a forward ``__call__`` and a ``backward`` around a list of weights.
+
+- base.py       the :class:`Layer` contract and the registry used by ``load_model``
+- recurrent.py  SimpleRNN, LSTM, GRU (math in ``rnnkit.ops``)
+- wrappers.py   Bidirectional
+- core.py       Dense, Embedding, Flatten, Dropout, ...
+"""
+
+from .base import Layer, get_layer_class, register_layer
+from .recurrent import GRU, LSTM, RNN, SimpleRNN
+from .wrappers import Bidirectional
+
+# --- core layers (core.py) ---
+from .core import Dense, Dropout, Embedding, Flatten, Masking
+
+__all__ = ["Layer", "register_layer", "get_layer_class", "RNN", "SimpleRNN", "LSTM", "GRU", "Bidirectional",
+           "Dense", "Embedding", "Flatten", "Dropout", "Masking"]

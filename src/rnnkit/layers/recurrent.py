@@ -1,0 +1,396 @@
+"""Keras-like recurrent layers: SimpleRNN, LSTM, GRU.
+
+All three share :class:`RNN` (argument checking, lazy build, initial/stateful states, the call into
+``rnnkit.ops`` and the backward pass); a subclass only says which cell it runs, how many gate blocks
+and states it has, and how its bias is shaped and initialised. The math lives in
+``rnnkit.ops.<cell>_forward`` / ``<cell>_backward`` (semantics: shared/SEMANTICS.md).
+
+Shapes: x (B, T, I); kernel (I, G·H); recurrent_kernel (H, G·H); bias (G·H,) — GRU with
+reset_after=True: (2, 3H); states (B, H) each. Output (B, T, H) with ``return_sequences`` (processing
+order, i.e. reversed in time when ``go_backwards``), else the last valid state h (B, H).
+
+Calling convention (every layer of rnnkit keeps it, see base.py)::
+
+    y = layer(x, initial_state=None, mask=None, lengths=None, training=False)
+    y, *states = layer(x, ...)              # return_state=True (LSTM states: h, c)
+    dx = layer.backward(d_output, d_state=None)   # after a call with training=True
+    layer.grads                              # [d_kernel, d_recurrent_kernel, d_bias], like get_weights()
+    layer.d_initial_state                    # [d_h0] (LSTM: [d_h0, d_c0])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import initializers, ops
+from .._validation import (ACTIVATIONS, RECURRENT_ACTIVATIONS, as_array, check_activation,
+                           check_bool, check_positive_int, format_shape)
+from .base import Layer, register_layer
+
+__all__ = ["RNN", "SimpleRNN", "LSTM", "GRU"]
+
+
+def _check_seed(seed, name="seed"):
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be a non-negative integer or None, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer or None, got {seed}")
+    return int(seed)
+
+
+class RNN(Layer):
+    """Common base of SimpleRNN, LSTM and GRU (not used directly).
+
+    Subclasses set the class attributes below and pass their extra constructor arguments through
+    ``cell_kwargs`` (they go both to ``ops.<cell>_forward`` and into ``get_config``).
+
+    The configuration is fixed at construction (as in Keras): the arguments of the ops call are bound
+    once, so that a call costs little more than the op itself.
+    """
+
+    #: prefix of the ops functions: ``ops.<cell>_forward`` / ``ops.<cell>_backward``
+    cell = ""
+    #: G, the number of gate blocks in kernel / recurrent_kernel
+    gates = 1
+    #: names of the states, in the order of ``initial_state`` and of the returned states
+    state_names = ("h",)
+    weight_names = ("kernel", "recurrent_kernel", "bias")
+
+    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False, dtype="float32", seed=None,
+                 name=None, cell_kwargs=None):
+        super().__init__(dtype=dtype, name=name)
+        self.units = check_positive_int(units, "units")
+        self.activation = check_activation(activation, "activation", ACTIVATIONS)
+        self.use_bias = check_bool(use_bias, "use_bias")
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.recurrent_initializer = initializers.get(recurrent_initializer, "recurrent_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+        self.return_sequences = check_bool(return_sequences, "return_sequences")
+        self.return_state = check_bool(return_state, "return_state")
+        self.go_backwards = check_bool(go_backwards, "go_backwards")
+        self.stateful = check_bool(stateful, "stateful")
+        self.seed = _check_seed(seed)
+        if not self.use_bias:
+            self.weight_names = self.weight_names[:2]
+        self._cell_kwargs = dict(cell_kwargs or {})
+
+        self.input_dim = None
+        #: stateful layers: the states the next call starts from (None = zeros)
+        self.states = None
+        self.d_initial_state = None
+        self._n_states = len(self.state_names)
+        self._zero_states = (None,) * self._n_states
+        self._forward = getattr(ops, self.cell + "_forward")
+        self._backward = getattr(ops, self.cell + "_backward")
+        # Everything constant between calls, bound once so a call pays for no config lookups.
+        self._forward_kwargs = dict(activation=self.activation, go_backwards=self.go_backwards,
+                                    return_sequences=self.return_sequences, **self._cell_kwargs)
+        self._weight_args = ()   # (kernel, recurrent_kernel, bias | None): the live weight arrays
+        self._cache = None       # ops cache of the last training call
+        self._output_shape = None
+
+    # -- weights ---------------------------------------------------------------------------------
+    def _bias_shape(self):
+        return (self.gates * self.units,)
+
+    def _init_bias(self, rng):
+        return self.bias_initializer(self._bias_shape(), self.dtype, rng)
+
+    def build(self, input_shape) -> None:
+        """Create the weights for ``input_shape``: the input size I, or a shape whose last entry is I.
+
+        Weights are drawn from ``np.random.default_rng(seed)`` in the order kernel, recurrent_kernel,
+        bias, so a layer with a seed is reproducible. Building again with the same I does nothing.
+        """
+        if isinstance(input_shape, (tuple, list)):
+            if not input_shape:
+                raise ValueError(f"input_shape must be an int or a non-empty shape tuple, got {input_shape!r}")
+            input_shape = input_shape[-1]
+        input_dim = check_positive_int(input_shape, "input_shape")
+        if self.built:
+            if input_dim != self.input_dim:
+                raise ValueError(f"layer {self.name!r} was built for {self.input_dim} input features, "
+                                 f"got input_shape with {input_dim}")
+            return
+        rng = np.random.default_rng(self.seed)
+        H, GH = self.units, self.gates * self.units
+        arrays = [
+            self._checked(self.kernel_initializer((input_dim, GH), self.dtype, rng), (input_dim, GH),
+                          "kernel_initializer"),
+            self._checked(self.recurrent_initializer((H, GH), self.dtype, rng), (H, GH),
+                          "recurrent_initializer"),
+        ]
+        if self.use_bias:
+            arrays.append(self._checked(self._init_bias(rng), self._bias_shape(), "bias_initializer"))
+        self._weights = arrays
+        self._weight_args = tuple(arrays) if self.use_bias else (*arrays, None)
+        self.input_dim = input_dim
+        self.built = True
+
+    def _checked(self, value, shape, label):
+        # Initializers may be user callables: insist on the shape, own a C-contiguous copy.
+        arr = np.array(value, dtype=self.dtype, order="C")
+        if arr.shape != shape:
+            raise ValueError(f"{label} returned an array of shape {format_shape(arr.shape)}, "
+                             f"expected {format_shape(shape)}")
+        return arr
+
+    # -- states ----------------------------------------------------------------------------------
+    def _as_states(self, states, argument, batch=None):
+        """Normalise a list of states (or one array for single-state cells) -> tuple of (B, H) arrays.
+
+        ``batch`` is the required B (x's batch size), or None: that of the first state.
+        """
+        n = self._n_states
+        if isinstance(states, np.ndarray) or not isinstance(states, (list, tuple)):
+            states = (states,)
+        if len(states) != n:
+            raise ValueError(f"{argument}: {type(self).__name__} expects {n} state array(s) "
+                             f"({', '.join(self.state_names)}), got {len(states)}")
+        out = []
+        for i, s in enumerate(states):
+            s = as_array(s, f"{argument}[{i}]")
+            if batch is None and out:
+                batch = out[0].shape[0]
+            want = ("batch" if batch is None else batch, self.units)
+            if s.ndim != 2 or s.shape[1] != self.units or (batch is not None and s.shape[0] != batch):
+                raise ValueError(f"{argument}[{i}] ({self.state_names[i]}) must have shape "
+                                 f"{format_shape(want)}, got {format_shape(s.shape)}")
+            out.append(s)
+        return tuple(out)
+
+    def reset_states(self, states=None) -> None:
+        """Stateful layers: start the next call from ``states`` (zeros when None).
+
+        ``states`` is a list of (B, H) arrays (LSTM: [h, c]; a single array is accepted for SimpleRNN
+        and GRU). After ``reset_states()`` without states, the next call may use any batch size.
+        """
+        if states is None:
+            self.states = None
+            return
+        if not self.stateful:
+            raise ValueError(f"reset_states(states=...) needs a stateful layer; {self.name!r} has stateful=False")
+        self.states = [np.array(s, dtype=self.dtype, order="C") for s in self._as_states(states, "states")]
+
+    # -- forward ---------------------------------------------------------------------------------
+    def __call__(self, x, initial_state=None, mask=None, lengths=None, training=False):
+        """Run the layer on x (B, T, I); see the module docstring for what is returned."""
+        if type(x) is not np.ndarray:
+            x = as_array(x, "x")
+        if not self.built:
+            if x.ndim != 3:
+                raise ValueError(f"x must have shape (batch, time, features), got {format_shape(x.shape)}")
+            self.build(x.shape[2])
+        if initial_state is not None:
+            states = self._as_states(initial_state, "initial_state", x.shape[0] if x.ndim else None)
+        elif self.stateful:
+            states = self._stateful_states(x)
+        else:
+            states = self._zero_states
+        res = self._forward(x, *self._weight_args, *states, mask=mask, lengths=lengths,
+                            training=training, **self._forward_kwargs)
+        # res = (outputs | None, *final_states, cache | None)
+        output = res[0] if self.return_sequences else res[1]
+        if training:
+            self._cache = res[-1]
+            self._output_shape = output.shape
+        if self.stateful:
+            self.states = [s.copy() for s in res[1:-1]]
+        if self.return_state:
+            return [output, *res[1:-1]]
+        return output
+
+    def _stateful_states(self, x):
+        if self.states is None:
+            return self._zero_states
+        expected, got = self.states[0].shape[0], x.shape[0] if x.ndim else None
+        if got != expected:
+            raise ValueError(f"stateful layer {self.name!r} expects batch size {expected} (the batch "
+                             f"size of its states), got x with batch size {got}; call reset_states() "
+                             f"to change it")
+        return self.states
+
+    # -- backward --------------------------------------------------------------------------------
+    def backward(self, d_output, d_state=None):
+        """Gradient of the loss through the last training call (BPTT).
+
+        ``d_output``: gradient wrt the returned output — (B, T, H) with ``return_sequences``, else
+        (B, H) wrt the last state h (added to ``d_state[0]`` when both are given); None means zero.
+        ``d_state``: None or a list with one entry per state (LSTM: [d_h, d_c]), each (B, H) or None.
+        Overwrites ``self.grads`` (order of ``get_weights()``) and ``self.d_initial_state``;
+        returns dx (B, T, I).
+        """
+        cache = self._cache
+        if cache is None:
+            raise ValueError(f"layer {self.name!r}: call the layer with training=True before backward")
+        if d_output is not None:
+            if type(d_output) is not np.ndarray:
+                d_output = as_array(d_output, "d_output")
+            if d_output.shape != self._output_shape:
+                raise ValueError(f"d_output must have shape {format_shape(self._output_shape)} (the output "
+                                 f"of the last training call), got {format_shape(d_output.shape)}")
+        if d_state is None:
+            d_last = list(self._zero_states)
+        else:
+            d_last = self._as_d_state(d_state)
+        if self.return_sequences:
+            d_outputs = d_output
+        else:
+            d_outputs = None
+            if d_output is not None:
+                d_last[0] = d_output if d_last[0] is None else d_last[0] + d_output
+        dx, d_kernel, d_recurrent, d_bias, *d_init = self._backward(d_outputs, *d_last, cache)
+        self.grads = [d_kernel, d_recurrent, d_bias] if self.use_bias else [d_kernel, d_recurrent]
+        self.d_initial_state = d_init
+        return dx
+
+    def _as_d_state(self, d_state):
+        n = self._n_states
+        if isinstance(d_state, np.ndarray) or not isinstance(d_state, (list, tuple)):
+            d_state = [d_state]
+        if len(d_state) != n:
+            raise ValueError(f"d_state: {type(self).__name__} has {n} state(s) ({', '.join(self.state_names)}), "
+                             f"got {len(d_state)} gradient(s)")
+        want = (self._output_shape[0], self.units)
+        out = []
+        for i, d in enumerate(d_state):
+            if d is not None:
+                d = as_array(d, f"d_state[{i}]")
+                if d.shape != want:
+                    raise ValueError(f"d_state[{i}] ({self.state_names[i]}) must have shape "
+                                     f"{format_shape(want)}, got {format_shape(d.shape)}")
+            out.append(d)
+        return out
+
+    # -- graph helpers ---------------------------------------------------------------------------
+    def compute_output_shape(self, input_shape):
+        """(B, T, I) -> (B, T, H) or (B, H); with return_state a list [output, *state shapes]."""
+        batch, time = input_shape[0], input_shape[1]
+        out = (batch, time, self.units) if self.return_sequences else (batch, self.units)
+        if self.return_state:
+            return [out] + [(batch, self.units)] * self._n_states
+        return out
+
+    def compute_mask(self, mask):
+        """The mask follows the time axis, so it passes on only with return_sequences."""
+        out = mask if self.return_sequences else None
+        if self.return_state:
+            return [out] + [None] * self._n_states
+        return out
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer, "kernel_initializer"),
+            recurrent_initializer=initializers.serialize(self.recurrent_initializer, "recurrent_initializer"),
+            bias_initializer=initializers.serialize(self.bias_initializer, "bias_initializer"),
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            go_backwards=self.go_backwards,
+            stateful=self.stateful,
+            seed=self.seed,
+            **self._cell_kwargs,
+        )
+        return config
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} units={self.units} built={self.built}>"
+
+
+@register_layer
+class SimpleRNN(RNN):
+    """Fully-connected RNN: ``h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)``.
+
+    Weights: kernel (I, H), recurrent_kernel (H, H), bias (H,); I·H + H·H + H parameters.
+    """
+
+    cell = "simple_rnn"
+    gates = 1
+    state_names = ("h",)
+
+    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False, dtype="float32", seed=None,
+                 name=None):
+        super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, return_sequences, return_state, go_backwards, stateful,
+                         dtype, seed, name)
+
+
+@register_layer
+class LSTM(RNN):
+    """Long short-term memory (Hochreiter & Schmidhuber 1997), Keras gate order i, f, c, o.
+
+    Weights: kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,); 4(I·H + H·H + H) parameters.
+    States [h, c]. ``unit_forget_bias=True`` initialises the forget-gate block of the bias to 1.
+    """
+
+    cell = "lstm"
+    gates = 4
+    state_names = ("h", "c")
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 unit_forget_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False, dtype="float32", seed=None,
+                 name=None):
+        self.unit_forget_bias = check_bool(unit_forget_bias, "unit_forget_bias")
+        recurrent_activation = check_activation(recurrent_activation, "recurrent_activation",
+                                                RECURRENT_ACTIVATIONS)
+        super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, return_sequences, return_state, go_backwards, stateful,
+                         dtype, seed, name, cell_kwargs={"recurrent_activation": recurrent_activation})
+        self.recurrent_activation = recurrent_activation
+
+    def _init_bias(self, rng):
+        if not self.unit_forget_bias:
+            return super()._init_bias(rng)
+        # Keras: bias_initializer for i, ones for f, bias_initializer for c and o.
+        H = self.units
+        return np.concatenate([self.bias_initializer((H,), self.dtype, rng), np.ones(H, self.dtype),
+                               self.bias_initializer((2 * H,), self.dtype, rng)])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["unit_forget_bias"] = self.unit_forget_bias
+        return config
+
+
+@register_layer
+class GRU(RNN):
+    """Gated recurrent unit (Cho et al. 2014), Keras gate order z, r, h.
+
+    Weights: kernel (I, 3H), recurrent_kernel (H, 3H), bias (2, 3H) with reset_after=True (row 0
+    input bias, row 1 recurrent bias; the PyTorch/cuDNN variant) or (3H,) with reset_after=False.
+    Parameters 3(I·H + H·H + 2H), resp. 3(I·H + H·H + H).
+    """
+
+    cell = "gru"
+    gates = 3
+    state_names = ("h",)
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, reset_after=True, dtype="float32", seed=None,
+                 name=None):
+        recurrent_activation = check_activation(recurrent_activation, "recurrent_activation",
+                                                RECURRENT_ACTIVATIONS)
+        reset_after = check_bool(reset_after, "reset_after")
+        super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, return_sequences, return_state, go_backwards, stateful,
+                         dtype, seed, name,
+                         cell_kwargs={"recurrent_activation": recurrent_activation,
+                                      "reset_after": reset_after})
+        self.recurrent_activation = recurrent_activation
+        self.reset_after = reset_after
+
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)

@@ -1,0 +1,502 @@
+"""Kernel-level recurrent ops: validate, canonicalise, dispatch to the active backend.
+
+Shape letters: B batch, T time steps, I input features, H units, G gates (SimpleRNN 1, GRU 3, LSTM 4).
+The math is in docs/SEMANTICS.md (shared/SEMANTICS.md); the canonical implementation signatures in
+docs/ARCHITECTURE.md.
+
+Every public function here checks *all* of its arguments before any implementation code runs, then
+calls the implementation of the active backend (``rnnkit.set_backend``) with canonical arrays:
+x and initial states converted to the weights' dtype, everything C-contiguous and in native byte
+order, ``lengths`` turned into a bool mask (B, T), activation names lower-cased.
+
+Empty inputs never reach an implementation. Their results are defined here:
+
+- T = 0: ``outputs`` is (B, 0, H) (None without return_sequences), the final states equal the initial
+  states (zeros when absent); backward returns zero input and weight gradients and passes the
+  incoming state gradients straight through (``d_h0 = d_h_last``, ``d_c0 = d_c_last``, zeros if None).
+- B = 0: every batch-shaped result has a zero batch dimension; weight gradients are zeros.
+
+The forward functions return ``cache=None`` when ``training=False``; with ``training=True`` the cache
+is a :class:`RecurrentCache`, valid for the matching ``*_backward`` of whichever backend is active
+later (backward always runs the implementation that made the cache).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _backend
+from .._validation import (
+    ACTIVATIONS,
+    RECURRENT_ACTIVATIONS,
+    as_array,
+    canonical,
+    canonical_data,
+    canonical_mask,
+    canonical_weight,
+    check_activation,
+    check_bool,
+    check_ndim,
+    check_numeric,
+    check_shape,
+    format_shape,
+    lengths_to_mask,
+    weight_dtype,
+)
+
+__all__ = [
+    "simple_rnn_forward",
+    "simple_rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "RecurrentCache",
+]
+
+
+class RecurrentCache:
+    """What a recurrent ``*_forward(..., training=True)`` returns for the matching ``*_backward``.
+
+    Attributes: ``cell`` ("simple_rnn" | "lstm" | "gru"), ``impl`` (the module whose backward runs),
+    ``inner`` (that implementation's private cache), ``dtype``, ``batch``, ``time``, ``units``,
+    ``return_sequences`` — the last five let backward check the incoming gradients' shapes.
+    """
+
+    __slots__ = ("cell", "impl", "inner", "dtype", "batch", "time", "units", "return_sequences")
+
+    def __init__(self, cell, impl, inner, dtype, batch, time, units, return_sequences):
+        self.cell = cell
+        self.impl = impl
+        self.inner = inner
+        self.dtype = dtype
+        self.batch = batch
+        self.time = time
+        self.units = units
+        self.return_sequences = return_sequences
+
+    def __repr__(self) -> str:
+        return (
+            f"RecurrentCache(cell={self.cell!r}, backend={getattr(self.impl, '__name__', self.impl)!r}, "
+            f"batch={self.batch}, time={self.time}, units={self.units}, dtype={self.dtype})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared validation (one path for all cells, parameterised by the gate count G)
+# ---------------------------------------------------------------------------------------------
+
+
+class _Prepared(NamedTuple):
+    dtype: np.dtype
+    x: np.ndarray  # (B, T, I)
+    kernel: np.ndarray  # (I, G*H)
+    recurrent_kernel: np.ndarray  # (H, G*H)
+    bias: np.ndarray | None  # (G*H,) or (2, G*H) for GRU reset_after
+    states: list  # initial states, each None or (B, H)
+    mask: np.ndarray | None  # (B, T) bool, input time order
+    units: int
+
+
+def _prepare(gates, x, kernel, recurrent_kernel, bias, states, mask, lengths, reset_after=None):
+    """Validate and canonicalise the arguments shared by every cell.
+
+    ``states`` is a tuple of (name, value) pairs (``("h0", h0)``, ...). ``reset_after`` is None for
+    cells without a GRU bias layout. Already-canonical arrays pass through without copies.
+    """
+    # 1. the kernel fixes dtype, I and H
+    kernel = as_array(kernel, "kernel")
+    dtype = weight_dtype(kernel, "kernel")
+    if kernel.ndim != 2 or kernel.shape[0] < 1 or kernel.shape[1] < gates or kernel.shape[1] % gates:
+        gate_spec = "units" if gates == 1 else f"{gates} * units"
+        raise ValueError(
+            f"kernel must have shape (input_dim, {gate_spec}) with input_dim, units >= 1, "
+            f"got {format_shape(kernel.shape)}"
+        )
+    input_dim, gh = kernel.shape
+    units = gh // gates
+    kernel = canonical(kernel, dtype)
+
+    # 2. the other weights must agree with it
+    recurrent_kernel = canonical_weight(recurrent_kernel, "recurrent_kernel", dtype, (units, gh))
+    if bias is not None:
+        if reset_after is None:
+            bias = canonical_weight(bias, "bias", dtype, (gh,))
+        elif reset_after:
+            bias = canonical_weight(bias, "bias", dtype, (2, gh), hint="when reset_after=True")
+        else:
+            bias = canonical_weight(bias, "bias", dtype, (gh,), hint="when reset_after=False")
+
+    # 3. the input fixes B and T
+    x = as_array(x, "x")
+    if x.dtype is not dtype:
+        check_numeric(x, "x")
+    if x.ndim != 3 or x.shape[2] != input_dim:
+        x_spec = ("batch", "time", input_dim)
+        check_ndim(x, "x", x_spec)
+        check_shape(x, "x", x_spec)
+    x = canonical(x, dtype)
+    batch, time, _ = x.shape
+
+    # 4. initial states and the mask
+    states = [
+        None if value is None else canonical_data(value, name, dtype, (batch, units), "= (batch, units)")
+        for name, value in states
+    ]
+    if lengths is not None:
+        if mask is not None:
+            raise ValueError("pass either mask or lengths, not both (lengths is shorthand for a mask)")
+        mask = lengths_to_mask(lengths, batch, time)
+    elif mask is not None:
+        mask = canonical_mask(mask, batch, time)
+    return _Prepared(dtype, x, kernel, recurrent_kernel, bias, states, mask, units)
+
+
+def _flags(go_backwards, training, return_sequences):
+    return (
+        check_bool(go_backwards, "go_backwards"),
+        check_bool(training, "training"),
+        check_bool(return_sequences, "return_sequences"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Empty inputs (B = 0 or T = 0): results defined here, no implementation involved
+# ---------------------------------------------------------------------------------------------
+
+
+class _EmptyShapes(NamedTuple):
+    """The private cache of :data:`_EMPTY`: the shapes backward must reproduce."""
+
+    x_shape: tuple
+    kernel_shape: tuple
+    recurrent_kernel_shape: tuple
+    bias_shape: tuple | None
+    state_shape: tuple
+    dtype: np.dtype
+
+
+def _empty_forward(cell, p: _Prepared, training, return_sequences):
+    """outputs (B, T, H) zeros or None, final states = initial states (copies; zeros when absent), cache."""
+    batch, time = p.x.shape[:2]
+    state_shape = (batch, p.units)
+    outputs = np.zeros((batch, time, p.units), p.dtype) if return_sequences else None
+    finals = [np.zeros(state_shape, p.dtype) if s is None else s.copy() for s in p.states]
+    cache = None
+    if training:
+        shapes = _EmptyShapes(
+            p.x.shape,
+            p.kernel.shape,
+            p.recurrent_kernel.shape,
+            None if p.bias is None else p.bias.shape,
+            state_shape,
+            p.dtype,
+        )
+        cache = RecurrentCache(cell, _EMPTY, shapes, p.dtype, batch, time, p.units, return_sequences)
+    return outputs, finals, cache
+
+
+class _EmptyImpl:
+    """Backward of empty inputs, with the canonical backward signatures (so dispatch stays uniform)."""
+
+    __name__ = "rnnkit.ops.recurrent(empty)"
+
+    @staticmethod
+    def _backward(shapes: _EmptyShapes, d_states):
+        dt = shapes.dtype
+        grads = [
+            np.zeros(shapes.x_shape, dt),
+            np.zeros(shapes.kernel_shape, dt),
+            np.zeros(shapes.recurrent_kernel_shape, dt),
+            None if shapes.bias_shape is None else np.zeros(shapes.bias_shape, dt),
+        ]
+        # no step ran: the final state is the initial state, so its gradient passes straight through
+        grads += [np.zeros(shapes.state_shape, dt) if d is None else d.copy() for d in d_states]
+        return tuple(grads)
+
+    def simple_rnn_backward(self, d_outputs, d_h_last, cache):
+        return self._backward(cache, (d_h_last,))
+
+    def gru_backward(self, d_outputs, d_h_last, cache):
+        return self._backward(cache, (d_h_last,))
+
+    def lstm_backward(self, d_outputs, d_h_last, d_c_last, cache):
+        return self._backward(cache, (d_h_last, d_c_last))
+
+
+_EMPTY = _EmptyImpl()
+
+
+def _wrap(cell, impl, inner, p: _Prepared, return_sequences):
+    if inner is None:
+        return None
+    batch, time = p.x.shape[:2]
+    return RecurrentCache(cell, impl, inner, p.dtype, batch, time, p.units, return_sequences)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backward argument checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_cache(cache, cell, forward_name) -> RecurrentCache:
+    if type(cache) is RecurrentCache:
+        if cache.cell != cell:
+            raise ValueError(f"cache was made by {cache.cell}_forward, not {forward_name}")
+        return cache
+    if cache is None:
+        raise ValueError(
+            f"cache is None: call {forward_name}(..., training=True) to keep what backward needs"
+        )
+    raise TypeError(f"cache must be the cache returned by {forward_name}(..., training=True), got {type(cache).__name__}")
+
+
+def _check_d_outputs(d_outputs, cache: RecurrentCache):
+    if d_outputs is None:
+        return None
+    if not cache.return_sequences:
+        raise ValueError(
+            "d_outputs must be None when forward ran with return_sequences=False "
+            "(there were no outputs; pass the gradient of the final state as d_h_last)"
+        )
+    return canonical_data(
+        d_outputs, "d_outputs", cache.dtype, (cache.batch, cache.time, cache.units), "= (batch, time, units)"
+    )
+
+
+def _check_d_state(d_state, name, cache: RecurrentCache):
+    if d_state is None:
+        return None
+    return canonical_data(d_state, name, cache.dtype, (cache.batch, cache.units), "= (batch, units)")
+
+
+# ---------------------------------------------------------------------------------------------
+# SimpleRNN
+# ---------------------------------------------------------------------------------------------
+
+
+def simple_rnn_forward(
+    x,
+    kernel,
+    recurrent_kernel,
+    bias=None,
+    h0=None,
+    activation="tanh",
+    mask=None,
+    go_backwards=False,
+    training=True,
+    lengths=None,
+    return_sequences=True,
+):
+    """SimpleRNN over a sequence: ``h_t = act(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)``.
+
+    Args:
+        x: (B, T, I) numeric array; converted to the weights' dtype.
+        kernel: (I, H) float32 or float64; fixes the dtype of every result.
+        recurrent_kernel: (H, H), same dtype.
+        bias: (H,) or None (no bias).
+        h0: (B, H) initial state or None (zeros).
+        activation: "tanh" | "relu" | "sigmoid" | "linear" (case-insensitive; None = "linear").
+        mask: (B, T) bool (True = step used), input time order; masked steps keep the state and
+            output zeros. Mutually exclusive with ``lengths``.
+        go_backwards: process the time axis in reverse (outputs come back in processing order).
+        training: keep a cache for :func:`simple_rnn_backward` (else cache is None).
+        lengths: (B,) integers in [0, T], shorthand for ``mask = arange(T) < lengths[:, None]``.
+        return_sequences: return all outputs (B, T, H); if False, outputs is None.
+
+    Returns:
+        ``(outputs, h_last, cache)``: outputs (B, T, H) or None, h_last (B, H) the state after the last
+        unmasked step. T = 0: outputs (B, 0, H), h_last = h0 (zeros if None). B = 0: zero batch dim.
+    """
+    activation = check_activation(activation, "activation", ACTIVATIONS)
+    go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
+    p = _prepare(1, x, kernel, recurrent_kernel, bias, (("h0", h0),), mask, lengths)
+    if p.x.size == 0:
+        outputs, (h_last,), cache = _empty_forward("simple_rnn", p, training, return_sequences)
+        return outputs, h_last, cache
+    impl = _backend.get_impl()
+    outputs, h_last, inner = impl.simple_rnn_forward(
+        p.x,
+        p.kernel,
+        p.recurrent_kernel,
+        p.bias,
+        p.states[0],
+        activation=activation,
+        mask=p.mask,
+        go_backwards=go_backwards,
+        training=training,
+        return_sequences=return_sequences,
+    )
+    return outputs, h_last, _wrap("simple_rnn", impl, inner, p, return_sequences)
+
+
+def simple_rnn_backward(d_outputs, d_h_last, cache):
+    """Backpropagation through time for :func:`simple_rnn_forward`.
+
+    Args:
+        d_outputs: (B, T, H) gradient of the outputs (processing order), or None (= zero); must be
+            None if forward ran with return_sequences=False.
+        d_h_last: (B, H) gradient of h_last, or None (= zero).
+        cache: the cache of ``simple_rnn_forward(..., training=True)``.
+
+    Returns:
+        ``(dx, d_kernel, d_recurrent_kernel, d_bias, d_h0)`` in the weights' dtype; d_bias is None when
+        forward had no bias; d_h0 is always an array. For T = 0 every gradient is zero except
+        ``d_h0 = d_h_last`` (zeros if None).
+    """
+    cache = _check_cache(cache, "simple_rnn", "simple_rnn_forward")
+    d_outputs = _check_d_outputs(d_outputs, cache)
+    d_h_last = _check_d_state(d_h_last, "d_h_last", cache)
+    return cache.impl.simple_rnn_backward(d_outputs, d_h_last, cache.inner)
+
+
+# ---------------------------------------------------------------------------------------------
+# LSTM
+# ---------------------------------------------------------------------------------------------
+
+
+def lstm_forward(
+    x,
+    kernel,
+    recurrent_kernel,
+    bias=None,
+    h0=None,
+    c0=None,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    mask=None,
+    go_backwards=False,
+    training=True,
+    lengths=None,
+    return_sequences=True,
+):
+    """LSTM over a sequence (Keras layout, gate blocks i, f, c, o; see SEMANTICS.md).
+
+    Args:
+        x: (B, T, I) numeric array; converted to the weights' dtype.
+        kernel: (I, 4H) float32 or float64; recurrent_kernel: (H, 4H); bias: (4H,) or None.
+        h0, c0: (B, H) initial hidden and cell states or None (zeros).
+        activation: "tanh" | "relu" | "sigmoid" | "linear" (cell input and output).
+        recurrent_activation: "sigmoid" | "hard_sigmoid" | "tanh" | "relu" | "linear" (gates).
+        mask, go_backwards, training, lengths, return_sequences: as in :func:`simple_rnn_forward`.
+
+    Returns:
+        ``(outputs, h_last, c_last, cache)``: outputs (B, T, H) or None; h_last, c_last (B, H).
+        T = 0: outputs (B, 0, H), h_last = h0 and c_last = c0 (zeros if None). B = 0: zero batch dim.
+    """
+    activation = check_activation(activation, "activation", ACTIVATIONS)
+    recurrent_activation = check_activation(recurrent_activation, "recurrent_activation", RECURRENT_ACTIVATIONS)
+    go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
+    p = _prepare(4, x, kernel, recurrent_kernel, bias, (("h0", h0), ("c0", c0)), mask, lengths)
+    if p.x.size == 0:
+        outputs, (h_last, c_last), cache = _empty_forward("lstm", p, training, return_sequences)
+        return outputs, h_last, c_last, cache
+    impl = _backend.get_impl()
+    outputs, h_last, c_last, inner = impl.lstm_forward(
+        p.x,
+        p.kernel,
+        p.recurrent_kernel,
+        p.bias,
+        p.states[0],
+        p.states[1],
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        mask=p.mask,
+        go_backwards=go_backwards,
+        training=training,
+        return_sequences=return_sequences,
+    )
+    return outputs, h_last, c_last, _wrap("lstm", impl, inner, p, return_sequences)
+
+
+def lstm_backward(d_outputs, d_h_last, d_c_last, cache):
+    """Backpropagation through time for :func:`lstm_forward`.
+
+    Args:
+        d_outputs: (B, T, H) or None; d_h_last, d_c_last: (B, H) or None (= zero).
+        cache: the cache of ``lstm_forward(..., training=True)``.
+
+    Returns:
+        ``(dx, d_kernel, d_recurrent_kernel, d_bias, d_h0, d_c0)``; d_bias None without bias. For T = 0
+        all zero except ``d_h0 = d_h_last`` and ``d_c0 = d_c_last`` (zeros if None).
+    """
+    cache = _check_cache(cache, "lstm", "lstm_forward")
+    d_outputs = _check_d_outputs(d_outputs, cache)
+    d_h_last = _check_d_state(d_h_last, "d_h_last", cache)
+    d_c_last = _check_d_state(d_c_last, "d_c_last", cache)
+    return cache.impl.lstm_backward(d_outputs, d_h_last, d_c_last, cache.inner)
+
+
+# ---------------------------------------------------------------------------------------------
+# GRU
+# ---------------------------------------------------------------------------------------------
+
+
+def gru_forward(
+    x,
+    kernel,
+    recurrent_kernel,
+    bias=None,
+    h0=None,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    reset_after=True,
+    mask=None,
+    go_backwards=False,
+    training=True,
+    lengths=None,
+    return_sequences=True,
+):
+    """GRU over a sequence (Keras layout, gate blocks z, r, h; see SEMANTICS.md).
+
+    Args:
+        x: (B, T, I) numeric array; converted to the weights' dtype.
+        kernel: (I, 3H) float32 or float64; recurrent_kernel: (H, 3H).
+        bias: None, or (2, 3H) when reset_after=True (row 0 input bias, row 1 recurrent bias),
+            (3H,) when reset_after=False.
+        h0: (B, H) initial state or None (zeros).
+        activation, recurrent_activation: as in :func:`lstm_forward`.
+        reset_after: apply the reset gate after the recurrent matmul (Keras 3 / cuDNN / PyTorch).
+        mask, go_backwards, training, lengths, return_sequences: as in :func:`simple_rnn_forward`.
+
+    Returns:
+        ``(outputs, h_last, cache)`` as :func:`simple_rnn_forward`, including the T = 0 and B = 0 rules.
+    """
+    activation = check_activation(activation, "activation", ACTIVATIONS)
+    recurrent_activation = check_activation(recurrent_activation, "recurrent_activation", RECURRENT_ACTIVATIONS)
+    reset_after = check_bool(reset_after, "reset_after")
+    go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
+    p = _prepare(3, x, kernel, recurrent_kernel, bias, (("h0", h0),), mask, lengths, reset_after=reset_after)
+    if p.x.size == 0:
+        outputs, (h_last,), cache = _empty_forward("gru", p, training, return_sequences)
+        return outputs, h_last, cache
+    impl = _backend.get_impl()
+    outputs, h_last, inner = impl.gru_forward(
+        p.x,
+        p.kernel,
+        p.recurrent_kernel,
+        p.bias,
+        p.states[0],
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        reset_after=reset_after,
+        mask=p.mask,
+        go_backwards=go_backwards,
+        training=training,
+        return_sequences=return_sequences,
+    )
+    return outputs, h_last, _wrap("gru", impl, inner, p, return_sequences)
+
+
+def gru_backward(d_outputs, d_h_last, cache):
+    """Backpropagation through time for :func:`gru_forward`.
+
+    Returns ``(dx, d_kernel, d_recurrent_kernel, d_bias, d_h0)``; d_bias has the forward bias's shape
+    ((2, 3H) or (3H,)) or is None. T = 0 and B = 0 as in :func:`simple_rnn_backward`.
+    """
+    cache = _check_cache(cache, "gru", "gru_forward")
+    d_outputs = _check_d_outputs(d_outputs, cache)
+    d_h_last = _check_d_state(d_h_last, "d_h_last", cache)
+    return cache.impl.gru_backward(d_outputs, d_h_last, cache.inner)
