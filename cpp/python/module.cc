@@ -12,6 +12,7 @@
 
 #include "rnnkit/gemm.h"
 #include "rnnkit/kernels.h"
+#include "rnnkit/lstm.h"
 #include "rnnkit/simple_rnn.h"
 #include "rnnkit/threading.h"
 
@@ -150,6 +151,84 @@ py::tuple simple_rnn_backward_t(py::object d_outputs, py::object d_h_last, py::o
   return py::make_tuple(dx, dk, drk, db, dh0);
 }
 
+// ---- LSTM ------------------------------------------------------------------------------------------
+template <class T>
+py::tuple lstm_forward_t(py::object x, py::object kernel, py::object recurrent_kernel, py::object bias,
+                         py::object h0, py::object c0, const std::string& activation,
+                         const std::string& recurrent_activation, py::object mask, bool go_backwards,
+                         bool training, bool return_sequences) {
+  py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
+  const index_t I = k.shape(0), H = k.shape(1) / 4;
+  if (k.shape(1) != 4 * H) throw py::value_error("kernel must have shape (input_dim, 4 * units)");
+  py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
+  const index_t B = xa.shape(0), T_ = xa.shape(1);
+  py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, 4 * H}).template cast<py::array>();
+  py::object ba = checked<T>(bias, "bias", {4 * H}, true);
+  py::object h0a = checked<T>(h0, "h0", {B, H}, true);
+  py::object c0a = checked<T>(c0, "c0", {B, H}, true);
+  py::object ma = checked_mask(mask, B, T_);
+  rnnkit::LstmForward<T> args;
+  args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
+  args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
+  args.bias = cptr<T>(ba); args.h0 = cptr<T>(h0a); args.c0 = cptr<T>(c0a); args.mask = mask_ptr(ma);
+  args.activation = rnnkit::parse_activation(activation.c_str());
+  args.recurrent_activation = rnnkit::parse_activation(recurrent_activation.c_str());
+  args.go_backwards = go_backwards;
+  py::object outputs = return_sequences ? py::object(empty<T>({B, T_, H})) : py::object(py::none());
+  py::array h_last = empty<T>({B, H}), c_last = empty<T>({B, H});
+  py::object saved = py::none();
+  if (training) {
+    py::array hs = empty<T>({T_ + 1, B, H}), cs = empty<T>({T_ + 1, B, H}), gates = empty<T>({T_, B, 4 * H});
+    args.h_states = mptr<T>(hs); args.c_states = mptr<T>(cs); args.gates = mptr<T>(gates);
+    saved = py::make_tuple(hs, cs, gates);
+  }
+  args.outputs = mptr<T>(outputs); args.h_last = mptr<T>(h_last); args.c_last = mptr<T>(c_last);
+  {
+    py::gil_scoped_release release;
+    rnnkit::lstm_forward(args);
+  }
+  return py::make_tuple(outputs, h_last, c_last, saved);
+}
+
+template <class T>
+py::tuple lstm_backward_t(py::object d_outputs, py::object d_h_last, py::object d_c_last, py::object x,
+                          py::object kernel, py::object recurrent_kernel, py::tuple saved,
+                          py::object mask, const std::string& activation,
+                          const std::string& recurrent_activation, bool go_backwards, bool has_bias) {
+  py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
+  const index_t I = k.shape(0), H = k.shape(1) / 4;
+  py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
+  const index_t B = xa.shape(0), T_ = xa.shape(1);
+  py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, 4 * H}).template cast<py::array>();
+  if (saved.size() != 3) throw py::value_error("saved must be the (h_states, c_states, gates) tuple of lstm_forward");
+  py::array hs = checked<T>(saved[0], "h_states", {T_ + 1, B, H}).template cast<py::array>();
+  py::array cs = checked<T>(saved[1], "c_states", {T_ + 1, B, H}).template cast<py::array>();
+  py::array gates = checked<T>(saved[2], "gates", {T_, B, 4 * H}).template cast<py::array>();
+  py::object dout = checked<T>(d_outputs, "d_outputs", {B, T_, H}, true);
+  py::object dhl = checked<T>(d_h_last, "d_h_last", {B, H}, true);
+  py::object dcl = checked<T>(d_c_last, "d_c_last", {B, H}, true);
+  py::object ma = checked_mask(mask, B, T_);
+  py::array dx = empty<T>({B, T_, I}), dk = empty<T>({I, 4 * H}), drk = empty<T>({H, 4 * H});
+  py::object db = has_bias ? py::object(empty<T>({4 * H})) : py::object(py::none());
+  py::array dh0 = empty<T>({B, H}), dc0 = empty<T>({B, H});
+  rnnkit::LstmBackward<T> args;
+  args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
+  args.d_outputs = cptr<T>(dout); args.d_h_last = cptr<T>(dhl); args.d_c_last = cptr<T>(dcl);
+  args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
+  args.h_states = cptr<T>(hs); args.c_states = cptr<T>(cs); args.gates = cptr<T>(gates);
+  args.mask = mask_ptr(ma);
+  args.activation = rnnkit::parse_activation(activation.c_str());
+  args.recurrent_activation = rnnkit::parse_activation(recurrent_activation.c_str());
+  args.go_backwards = go_backwards;
+  args.dx = mptr<T>(dx); args.d_kernel = mptr<T>(dk); args.d_recurrent_kernel = mptr<T>(drk);
+  args.d_bias = mptr<T>(db); args.d_h0 = mptr<T>(dh0); args.d_c0 = mptr<T>(dc0);
+  {
+    py::gil_scoped_release release;
+    rnnkit::lstm_backward(args);
+  }
+  return py::make_tuple(dx, dk, drk, db, dh0, dc0);
+}
+
 // ---- GEMM and Dense --------------------------------------------------------------------------------
 template <class T>
 py::array gemm_t(py::object a, py::object b, bool trans_a, bool trans_b) {
@@ -243,6 +322,30 @@ PYBIND11_MODULE(_native, m) {
         py::arg("recurrent_kernel"), py::arg("states"), py::arg("mask"), py::arg("activation"),
         py::arg("go_backwards"), py::arg("has_bias"),
         "-> (dx, d_kernel, d_recurrent_kernel, d_bias | None, d_h0)");
+  m.def("lstm_forward",
+        [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0, py::object c0,
+           const std::string& activation, const std::string& recurrent_activation, py::object mask,
+           bool go_backwards, bool training, bool return_sequences) {
+          return is_f64_array(kernel, "kernel")
+                     ? lstm_forward_t<double>(x, kernel, rk, bias, h0, c0, activation, recurrent_activation, mask, go_backwards, training, return_sequences)
+                     : lstm_forward_t<float>(x, kernel, rk, bias, h0, c0, activation, recurrent_activation, mask, go_backwards, training, return_sequences);
+        },
+        py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
+        py::arg("c0"), py::arg("activation"), py::arg("recurrent_activation"), py::arg("mask"),
+        py::arg("go_backwards"), py::arg("training"), py::arg("return_sequences"),
+        "-> (outputs | None, h_last, c_last, saved | None); saved = (h_states, c_states, gates)");
+  m.def("lstm_backward",
+        [](py::object d_outputs, py::object d_h_last, py::object d_c_last, py::object x, py::object kernel,
+           py::object rk, py::tuple saved, py::object mask, const std::string& activation,
+           const std::string& recurrent_activation, bool go_backwards, bool has_bias) {
+          return is_f64_array(kernel, "kernel")
+                     ? lstm_backward_t<double>(d_outputs, d_h_last, d_c_last, x, kernel, rk, saved, mask, activation, recurrent_activation, go_backwards, has_bias)
+                     : lstm_backward_t<float>(d_outputs, d_h_last, d_c_last, x, kernel, rk, saved, mask, activation, recurrent_activation, go_backwards, has_bias);
+        },
+        py::arg("d_outputs"), py::arg("d_h_last"), py::arg("d_c_last"), py::arg("x"), py::arg("kernel"),
+        py::arg("recurrent_kernel"), py::arg("saved"), py::arg("mask"), py::arg("activation"),
+        py::arg("recurrent_activation"), py::arg("go_backwards"), py::arg("has_bias"),
+        "-> (dx, d_kernel, d_recurrent_kernel, d_bias | None, d_h0, d_c0)");
   m.def("gemm",
         [](py::object a, py::object b, bool trans_a, bool trans_b) {
           return is_f64_array(a, "a") ? gemm_t<double>(a, b, trans_a, trans_b) : gemm_t<float>(a, b, trans_a, trans_b);

@@ -40,13 +40,41 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activati
     return outputs, h_last, cache
 
 
-def simple_rnn_backward(d_outputs, d_h_last, cache):
+def _check_sequence_gradient(d_outputs, cache):
     if d_outputs is not None and not cache.return_sequences:
         raise ValueError("d_outputs must be None when the forward pass ran with return_sequences=False")
+
+
+def simple_rnn_backward(d_outputs, d_h_last, cache):
+    _check_sequence_gradient(d_outputs, cache)
     c = cache
     return tuple(_native.simple_rnn_backward(
         d_outputs, d_h_last, c.x, c.kernel, c.recurrent_kernel, c.states, c.mask, c.activation,
         c.go_backwards, c.has_bias))
+
+
+# -- LSTM -------------------------------------------------------------------------------------------
+def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activation="tanh",
+                 recurrent_activation="sigmoid", mask=None, go_backwards=False, training=True,
+                 return_sequences=True):
+    outputs, h_last, c_last, saved = _native.lstm_forward(
+        x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, mask,
+        go_backwards, training, return_sequences)
+    if not training:
+        return outputs, h_last, c_last, None
+    cache = NativeCache(cell="lstm", x=x, kernel=kernel, recurrent_kernel=recurrent_kernel,
+                        has_bias=bias is not None, saved=saved, mask=mask, activation=activation,
+                        recurrent_activation=recurrent_activation, go_backwards=go_backwards,
+                        return_sequences=return_sequences)
+    return outputs, h_last, c_last, cache
+
+
+def lstm_backward(d_outputs, d_h_last, d_c_last, cache):
+    _check_sequence_gradient(d_outputs, cache)
+    c = cache
+    return tuple(_native.lstm_backward(
+        d_outputs, d_h_last, d_c_last, c.x, c.kernel, c.recurrent_kernel, c.saved, c.mask,
+        c.activation, c.recurrent_activation, c.go_backwards, c.has_bias))
 
 
 # -- Dense --------------------------------------------------------------------------------------------
@@ -69,7 +97,7 @@ def dense_backward(d_y, cache):
 
 # -- cells without a native kernel yet run the reference (their caches carry impl=reference) ---------
 def __getattr__(name):
-    if name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward"):
+    if name in ("gru_forward", "gru_backward"):
         return getattr(_reference, name)
     raise AttributeError(name)
 

@@ -128,8 +128,11 @@ def canonical(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def canonical_data(value, name: str, dtype: np.dtype, shape_spec, hint: str = "") -> np.ndarray:
     """Check a data argument (x, h0, c0, incoming gradients) and convert it to ``dtype``.
 
-    ``value`` may be any numeric array-like; it must have shape ``shape_spec``.
+    ``value`` may be any numeric array-like; it must have shape ``shape_spec`` (all ints here).
     """
+    if (type(value) is np.ndarray and value.dtype is dtype and value.shape == shape_spec
+            and value.flags.c_contiguous):
+        return value  # fast path: already canonical
     arr = as_array(value, name)
     check_numeric(arr, name)
     check_shape(arr, name, shape_spec, hint)
@@ -138,6 +141,9 @@ def canonical_data(value, name: str, dtype: np.dtype, shape_spec, hint: str = ""
 
 def canonical_weight(value, name: str, dtype: np.dtype, shape_spec, hint: str = "") -> np.ndarray:
     """Check a weight array (float32/float64 of ``dtype``, shape ``shape_spec``) and make it C-contiguous."""
+    if (type(value) is np.ndarray and value.dtype is dtype and value.shape == shape_spec
+            and value.flags.c_contiguous):
+        return value  # fast path: already canonical
     arr = as_array(value, name)
     check_same_dtype(arr, name, dtype)
     check_shape(arr, name, shape_spec, hint)

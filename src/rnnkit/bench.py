@@ -227,10 +227,18 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _program_name() -> str:
+    """``rnnkit bench`` when started through the ``rnnkit`` command (rnnkit.cli), else the -m form."""
+    launcher = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if launcher == "rnnkit" or (launcher == "__main__.py" and os.path.basename(os.path.dirname(sys.argv[0])) == "rnnkit"):
+        return "rnnkit bench"
+    return "python -m rnnkit.bench"
+
+
 def build_parser() -> argparse.ArgumentParser:
     sizes = "; ".join(f"{name} {','.join(map(str, shape))}" for name, shape in SIZES.items())
     parser = argparse.ArgumentParser(
-        prog="python -m rnnkit.bench",
+        prog=_program_name(),
         description="Time rnnkit's native kernels against the NumPy reference and PyTorch "
                     "(PyTorch in a separate process) and print one table.",
         epilog=f"Sizes (B,T,I,H): {sizes}. FLOPs of a forward pass: 2*B*T*G*H*(I+H) "
@@ -347,7 +355,7 @@ def environment(args, native, peak) -> dict:
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "timing": {"repeat": args.repeat, "min_time_s": args.min_time, "max_time_s": args.max_time,
                    "warmup": args.warmup, "statistic": "median"},
-        "command": "python -m rnnkit.bench " + " ".join(args.argv),
+        "command": " ".join([_program_name(), *args.argv]),
     }
 
 
@@ -389,16 +397,21 @@ class CpuContention:
         return max(0.0, (busy - own) / (wall * (os.cpu_count() or 1)))
 
 
-def measure_peak(native, dtype: str, threads: int):
-    """The FMA peak in GFLOP/s from ``rnnkit._native.peak_gflops`` (None if unavailable)."""
+def measure_peak(native, dtype: str, threads: int, tries: int = 3):
+    """The FMA peak in GFLOP/s: the best of ``tries`` calls of ``rnnkit._native.peak_gflops``
+    (~0.1 s each; the best, because interference only ever lowers it). None if unavailable."""
     if native is None or not hasattr(native, "peak_gflops"):
         return None
-    try:
-        peak = float(native.peak_gflops(dtype, threads))
-    except Exception as exc:
-        print(f"rnnkit bench: peak_gflops failed ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return None
-    return peak if peak > 0 else None
+    best = None
+    for _ in range(tries):
+        try:
+            peak = float(native.peak_gflops(dtype, threads))
+        except Exception as exc:
+            print(f"rnnkit bench: peak_gflops failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+            return None
+        if peak > 0 and (best is None or peak > best):
+            best = peak
+    return best
 
 
 # --------------------------------------------------------------------------------------------------
@@ -421,36 +434,56 @@ def _timing_kwargs(args) -> dict:
             "warmup": args.warmup}
 
 
-def run_in_process(args, rows: list[dict]) -> list[str]:
-    """Time rnnkit native and the reference for every row (in place); return error messages."""
-    errors = []
+def _progress(message: str) -> None:
+    """One status line on stderr while a long run goes on (only on a terminal)."""
+    if sys.stderr is not None and sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[Ktiming {message} ...")
+        sys.stderr.flush()
+
+
+def _progress_done() -> None:
+    if sys.stderr is not None and sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+
+
+def _plan(args, rows: list[dict]) -> dict[str, list[dict]]:
+    """Which rows each in-process backend times; notes why a row is left out."""
+    plan = {"native": [], "python": []}
     for row in rows:
-        backends = []
         reason = native_missing(row["cell"], row["mode"])
         if reason is None:
-            backends.append(("native", "rnnkit"))
+            plan["native"].append(row)
         else:
             row["notes"].append(f"rnnkit skipped: {reason}")
         if args.no_reference:
-            pass
-        elif row["size"] in REFERENCE_SKIPPED_SIZES and not args.reference_all:
+            continue
+        if row["size"] in REFERENCE_SKIPPED_SIZES and not args.reference_all:
             row["notes"].append("reference skipped at this size (--reference-all to time it)")
         else:
-            backends.append(("python", "reference"))
-        if not backends:
+            plan["python"].append(row)
+    return plan
+
+
+def time_backend(args, rows: list[dict], backend: str) -> list[str]:
+    """Time ``rows`` on one backend (``native`` fills the rnnkit column, ``python`` the reference
+    column), in place; return error messages. One backend at a time, so that the thread pool of the
+    other (OpenBLAS for the reference) has gone idle instead of spinning next to the timed calls."""
+    column = "rnnkit" if backend == "native" else "reference"
+    errors = []
+    for row in rows:
+        _progress(f"{column} {row['cell']} {row['size']} {row['mode']}")
+        try:
+            call = make_call(make_problem(row["cell"], row["size"], args.dtype), row["mode"])
+            with using_backend(backend):
+                summary = summarize(time_call(call, **_timing_kwargs(args)))
+        except Exception as exc:
+            message = f"{column} failed: {type(exc).__name__}: {exc}"
+            row["notes"].append(message)
+            errors.append(f"{row['cell']} {row['size']} {row['mode']}: {message}")
             continue
-        call = make_call(make_problem(row["cell"], row["size"], args.dtype), row["mode"])
-        for backend, column in backends:
-            try:
-                with using_backend(backend):
-                    summary = summarize(time_call(call, **_timing_kwargs(args)))
-            except Exception as exc:
-                message = f"{column} failed: {type(exc).__name__}: {exc}"
-                row["notes"].append(message)
-                errors.append(f"{row['cell']} {row['size']} {row['mode']}: {message}")
-                continue
-            row[column] = summary
-            row[f"{column}_ms"] = summary["median_ms"]
+        row[column] = summary
+        row[f"{column}_ms"] = summary["median_ms"]
     return errors
 
 
@@ -630,27 +663,36 @@ def main(argv=None) -> int:
         env = environment(args, native, peak)
         rows = [_new_row(cell, size, mode, args.dtype, args.threads)
                 for cell in args.cells for size in args.sizes for mode in args.mode]
+        plan = _plan(args, rows)
         with _blas_threads(args.threads):
-            errors = run_in_process(args, rows)
+            # 1. rnnkit native, then the layer overhead on the default backend, then the reference
+            errors = time_backend(args, plan["native"], "native")
             overhead = None
             if not args.no_layer:
                 try:
                     overhead = layer_overhead(args)
                 except Exception as exc:
                     errors.append(f"layer call overhead failed: {type(exc).__name__}: {exc}")
+            errors += time_backend(args, plan["python"], "python")
+        # measure the peak again at the end: a busy moment at the start would make it look low
+        peak = max((p for p in (peak, measure_peak(native, args.dtype, args.threads, tries=2)) if p),
+                   default=None)
+        env["peak_gflops"] = peak
     finally:
         rnnkit.set_num_threads(previous_threads)
 
-    # PyTorch only after every in-process timing is done: the two never overlap
+    # 2. PyTorch only after every in-process timing is done: the two never overlap
     footer = []
     if args.no_torch:
         pass
     elif not torch_available():
         footer.append("torch: not importable, column left '-'")
     else:
+        _progress(f"PyTorch in a subprocess ({len(rows)} rows)")
         env["torch"], torch_error = run_torch(args, rows)
         if torch_error:
             footer.append(f"torch: {torch_error}")
+    _progress_done()
     finish_rows(rows, peak)
     env["other_cpu_load"] = contention.stop()
     if env["other_cpu_load"] is not None and env["other_cpu_load"] > 0.05:

@@ -771,14 +771,17 @@ def load_model(path) -> Sequential:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path!r}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise ValueError("it holds a single array, not an archive")
-            files = set(archive.files)
-            if _CONFIG_KEY not in files:
-                raise _NotRnnkit()
-            config = json.loads(str(archive[_CONFIG_KEY][()]))
-            arrays = {k: archive[k] for k in files if k != _CONFIG_KEY}
+        # the file is opened here, not by np.load, so it is closed even when np.load fails
+        with open(path, "rb") as f:
+            archive = np.load(f, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not an .npz archive")
+            with archive:
+                files = set(archive.files)
+                if _CONFIG_KEY not in files:
+                    raise _NotRnnkit()
+                config = json.loads(str(archive[_CONFIG_KEY][()]))
+                arrays = {k: archive[k] for k in files if k != _CONFIG_KEY}
     except _NotRnnkit:
         raise ValueError(f"{path!r} is not an rnnkit model file (no {_CONFIG_KEY!r} entry)") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:

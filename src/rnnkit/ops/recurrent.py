@@ -1,7 +1,7 @@
 """Kernel-level recurrent ops: validate, canonicalise, dispatch to the active backend.
 
 Shape letters: B batch, T time steps, I input features, H units, G gates (SimpleRNN 1, GRU 3, LSTM 4).
-The math is in docs/SEMANTICS.md (shared/SEMANTICS.md); the canonical implementation signatures in
+The math is in shared/SEMANTICS.md (normative); the canonical implementation signatures in
 docs/ARCHITECTURE.md.
 
 Every public function here checks *all* of its arguments before any implementation code runs, then
@@ -89,33 +89,27 @@ class RecurrentCache:
 # ---------------------------------------------------------------------------------------------
 
 
-class _Prepared(NamedTuple):
-    dtype: np.dtype
-    x: np.ndarray  # (B, T, I)
-    kernel: np.ndarray  # (I, G*H)
-    recurrent_kernel: np.ndarray  # (H, G*H)
-    bias: np.ndarray | None  # (G*H,) or (2, G*H) for GRU reset_after
-    states: list  # initial states, each None or (B, H)
-    mask: np.ndarray | None  # (B, T) bool, input time order
-    units: int
-
-
 def _prepare(gates, x, kernel, recurrent_kernel, bias, states, mask, lengths, reset_after=None):
     """Validate and canonicalise the arguments shared by every cell.
 
     ``states`` is a tuple of (name, value) pairs (``("h0", h0)``, ...). ``reset_after`` is None for
     cells without a GRU bias layout. Already-canonical arrays pass through without copies.
+
+    Returns the tuple ``(dtype, x (B,T,I), kernel (I,G*H), recurrent_kernel (H,G*H), bias | None,
+    states [(B,H) | None, ...], mask (B,T) bool | None, units H)`` — a plain tuple because this runs
+    on every call and a few hundred nanoseconds matter at small sizes.
     """
     # 1. the kernel fixes dtype, I and H
     kernel = as_array(kernel, "kernel")
     dtype = weight_dtype(kernel, "kernel")
-    if kernel.ndim != 2 or kernel.shape[0] < 1 or kernel.shape[1] < gates or kernel.shape[1] % gates:
+    kshape = kernel.shape
+    if len(kshape) != 2 or kshape[0] < 1 or kshape[1] < gates or kshape[1] % gates:
         gate_spec = "units" if gates == 1 else f"{gates} * units"
         raise ValueError(
             f"kernel must have shape (input_dim, {gate_spec}) with input_dim, units >= 1, "
-            f"got {format_shape(kernel.shape)}"
+            f"got {format_shape(kshape)}"
         )
-    input_dim, gh = kernel.shape
+    input_dim, gh = kshape
     units = gh // gates
     kernel = canonical(kernel, dtype)
 
@@ -151,7 +145,7 @@ def _prepare(gates, x, kernel, recurrent_kernel, bias, states, mask, lengths, re
         mask = lengths_to_mask(lengths, batch, time)
     elif mask is not None:
         mask = canonical_mask(mask, batch, time)
-    return _Prepared(dtype, x, kernel, recurrent_kernel, bias, states, mask, units)
+    return dtype, x, kernel, recurrent_kernel, bias, states, mask, units
 
 
 def _flags(go_backwards, training, return_sequences):
@@ -160,6 +154,15 @@ def _flags(go_backwards, training, return_sequences):
         check_bool(training, "training"),
         check_bool(return_sequences, "return_sequences"),
     )
+
+
+def _make_cache(cell, impl, inner, x, units, return_sequences):
+    """Wrap an implementation's cache (None when training=False) with what backward checks need."""
+    if inner is None:
+        return None
+    # the cache names the module that made it (it may differ from impl, e.g. an adapter delegating a cell)
+    impl = getattr(inner, "impl", impl)
+    return RecurrentCache(cell, impl, inner, x.dtype, x.shape[0], x.shape[1], units, return_sequences)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,23 +181,19 @@ class _EmptyShapes(NamedTuple):
     dtype: np.dtype
 
 
-def _empty_forward(cell, p: _Prepared, training, return_sequences):
+def _empty_forward(cell, prepared, training, return_sequences):
     """outputs (B, T, H) zeros or None, final states = initial states (copies; zeros when absent), cache."""
-    batch, time = p.x.shape[:2]
-    state_shape = (batch, p.units)
-    outputs = np.zeros((batch, time, p.units), p.dtype) if return_sequences else None
-    finals = [np.zeros(state_shape, p.dtype) if s is None else s.copy() for s in p.states]
+    dtype, x, kernel, recurrent_kernel, bias, states, _, units = prepared
+    batch, time = x.shape[:2]
+    state_shape = (batch, units)
+    outputs = np.zeros((batch, time, units), dtype) if return_sequences else None
+    finals = [np.zeros(state_shape, dtype) if s is None else s.copy() for s in states]
     cache = None
     if training:
         shapes = _EmptyShapes(
-            p.x.shape,
-            p.kernel.shape,
-            p.recurrent_kernel.shape,
-            None if p.bias is None else p.bias.shape,
-            state_shape,
-            p.dtype,
+            x.shape, kernel.shape, recurrent_kernel.shape, None if bias is None else bias.shape, state_shape, dtype
         )
-        cache = RecurrentCache(cell, _EMPTY, shapes, p.dtype, batch, time, p.units, return_sequences)
+        cache = RecurrentCache(cell, _EMPTY, shapes, dtype, batch, time, units, return_sequences)
     return outputs, finals, cache
 
 
@@ -229,13 +228,6 @@ class _EmptyImpl:
 _EMPTY = _EmptyImpl()
 
 
-def _wrap(cell, impl, inner, p: _Prepared, return_sequences):
-    if inner is None:
-        return None
-    batch, time = p.x.shape[:2]
-    return RecurrentCache(cell, impl, inner, p.dtype, batch, time, p.units, return_sequences)
-
-
 # ---------------------------------------------------------------------------------------------
 # Backward argument checks
 # ---------------------------------------------------------------------------------------------
@@ -247,10 +239,10 @@ def _check_cache(cache, cell, forward_name) -> RecurrentCache:
             raise ValueError(f"cache was made by {cache.cell}_forward, not {forward_name}")
         return cache
     if cache is None:
-        raise ValueError(
-            f"cache is None: call {forward_name}(..., training=True) to keep what backward needs"
-        )
-    raise TypeError(f"cache must be the cache returned by {forward_name}(..., training=True), got {type(cache).__name__}")
+        raise ValueError(f"cache is None: call {forward_name}(..., training=True) to keep what backward needs")
+    raise TypeError(
+        f"cache must be the cache returned by {forward_name}(..., training=True), got {type(cache).__name__}"
+    )
 
 
 def _check_d_outputs(d_outputs, cache: RecurrentCache):
@@ -312,24 +304,18 @@ def simple_rnn_forward(
     """
     activation = check_activation(activation, "activation", ACTIVATIONS)
     go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
-    p = _prepare(1, x, kernel, recurrent_kernel, bias, (("h0", h0),), mask, lengths)
-    if p.x.size == 0:
-        outputs, (h_last,), cache = _empty_forward("simple_rnn", p, training, return_sequences)
+    prepared = _prepare(1, x, kernel, recurrent_kernel, bias, (("h0", h0),), mask, lengths)
+    _, x, kernel, recurrent_kernel, bias, (h0,), mask, units = prepared
+    if x.size == 0:
+        outputs, (h_last,), cache = _empty_forward("simple_rnn", prepared, training, return_sequences)
         return outputs, h_last, cache
     impl = _backend.get_impl()
     outputs, h_last, inner = impl.simple_rnn_forward(
-        p.x,
-        p.kernel,
-        p.recurrent_kernel,
-        p.bias,
-        p.states[0],
-        activation=activation,
-        mask=p.mask,
-        go_backwards=go_backwards,
-        training=training,
-        return_sequences=return_sequences,
-    )
-    return outputs, h_last, _wrap("simple_rnn", impl, inner, p, return_sequences)
+        x, kernel, recurrent_kernel, bias, h0, activation=activation, mask=mask,
+        go_backwards=go_backwards, training=training, return_sequences=return_sequences,
+    )  # fmt: skip
+    cache = _make_cache("simple_rnn", impl, inner, x, units, return_sequences)
+    return outputs, h_last, cache
 
 
 def simple_rnn_backward(d_outputs, d_h_last, cache):
@@ -389,26 +375,19 @@ def lstm_forward(
     activation = check_activation(activation, "activation", ACTIVATIONS)
     recurrent_activation = check_activation(recurrent_activation, "recurrent_activation", RECURRENT_ACTIVATIONS)
     go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
-    p = _prepare(4, x, kernel, recurrent_kernel, bias, (("h0", h0), ("c0", c0)), mask, lengths)
-    if p.x.size == 0:
-        outputs, (h_last, c_last), cache = _empty_forward("lstm", p, training, return_sequences)
+    prepared = _prepare(4, x, kernel, recurrent_kernel, bias, (("h0", h0), ("c0", c0)), mask, lengths)
+    _, x, kernel, recurrent_kernel, bias, (h0, c0), mask, units = prepared
+    if x.size == 0:
+        outputs, (h_last, c_last), cache = _empty_forward("lstm", prepared, training, return_sequences)
         return outputs, h_last, c_last, cache
     impl = _backend.get_impl()
     outputs, h_last, c_last, inner = impl.lstm_forward(
-        p.x,
-        p.kernel,
-        p.recurrent_kernel,
-        p.bias,
-        p.states[0],
-        p.states[1],
-        activation=activation,
-        recurrent_activation=recurrent_activation,
-        mask=p.mask,
-        go_backwards=go_backwards,
-        training=training,
-        return_sequences=return_sequences,
-    )
-    return outputs, h_last, c_last, _wrap("lstm", impl, inner, p, return_sequences)
+        x, kernel, recurrent_kernel, bias, h0, c0, activation=activation,
+        recurrent_activation=recurrent_activation, mask=mask, go_backwards=go_backwards,
+        training=training, return_sequences=return_sequences,
+    )  # fmt: skip
+    cache = _make_cache("lstm", impl, inner, x, units, return_sequences)
+    return outputs, h_last, c_last, cache
 
 
 def lstm_backward(d_outputs, d_h_last, d_c_last, cache):
@@ -468,26 +447,19 @@ def gru_forward(
     recurrent_activation = check_activation(recurrent_activation, "recurrent_activation", RECURRENT_ACTIVATIONS)
     reset_after = check_bool(reset_after, "reset_after")
     go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
-    p = _prepare(3, x, kernel, recurrent_kernel, bias, (("h0", h0),), mask, lengths, reset_after=reset_after)
-    if p.x.size == 0:
-        outputs, (h_last,), cache = _empty_forward("gru", p, training, return_sequences)
+    prepared = _prepare(3, x, kernel, recurrent_kernel, bias, (("h0", h0),), mask, lengths, reset_after)
+    _, x, kernel, recurrent_kernel, bias, (h0,), mask, units = prepared
+    if x.size == 0:
+        outputs, (h_last,), cache = _empty_forward("gru", prepared, training, return_sequences)
         return outputs, h_last, cache
     impl = _backend.get_impl()
     outputs, h_last, inner = impl.gru_forward(
-        p.x,
-        p.kernel,
-        p.recurrent_kernel,
-        p.bias,
-        p.states[0],
-        activation=activation,
-        recurrent_activation=recurrent_activation,
-        reset_after=reset_after,
-        mask=p.mask,
-        go_backwards=go_backwards,
-        training=training,
-        return_sequences=return_sequences,
-    )
-    return outputs, h_last, _wrap("gru", impl, inner, p, return_sequences)
+        x, kernel, recurrent_kernel, bias, h0, activation=activation,
+        recurrent_activation=recurrent_activation, reset_after=reset_after, mask=mask,
+        go_backwards=go_backwards, training=training, return_sequences=return_sequences,
+    )  # fmt: skip
+    cache = _make_cache("gru", impl, inner, x, units, return_sequences)
+    return outputs, h_last, cache
 
 
 def gru_backward(d_outputs, d_h_last, cache):

@@ -1,0 +1,181 @@
+// The machinery every cell runs on (oneDNN's vocabulary: layer GEMM, iteration GEMM, post-GEMM).
+//
+// Forward (run_forward):
+//   1. pack kernel (I, G·H) and recurrent_kernel (H, G·H) once, gate blocks panel-aligned
+//   2. layer GEMM: pre = x @ kernel for a chunk of steps, one GEMM over (steps·B) rows
+//   3. iteration GEMM per step: pre_t (+)= h_{t-1} @ recurrent_kernel on this thread's units of every gate
+//   4. post-GEMM: the cell's element-wise step on the same units (bias, activations, state update)
+//   5. one barrier per step publishes h_t. Threads own the same units for the whole sequence.
+// Backward (run_backward), reverse time:
+//   1. the cell's element-wise backward gives the gate gradients dG_t on this thread's units
+//   2. dh_{t-1} = dG_t @ recurrent_kernel^T on this thread's units, then the cell adds its pass-through terms
+//   3. one barrier per step; after the loop weight_gradients() does the big GEMMs over all T·B rows.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "rnnkit/gemm.h"
+#include "rnnkit/sequence.h"
+#include "rnnkit/threading.h"
+
+namespace rnnkit {
+
+struct SeqShape {
+  index_t B, T, I, H;  // batch, steps, input features, units
+  int G;               // gates per cell
+  index_t gh() const { return G * H; }
+};
+
+// The panels [q0, q1) and units [c0, c1) a thread owns in every gate block.
+struct UnitSplit {
+  index_t q0, q1, c0, c1;
+};
+
+template <class T>
+UnitSplit split_units(const PackedB<T>& packed, index_t H, int tid, int nt) {
+  UnitSplit u;
+  split_range(packed.panels, 1, tid, nt, &u.q0, &u.q1);
+  u.c0 = std::min(H, u.q0 * packed.nr);
+  u.c1 = std::min(H, u.q1 * packed.nr);
+  return u;
+}
+
+// pre:       (rows, G·H) scratch the layer GEMM writes for a chunk of steps, or the whole sequence
+//            when `keep_all` (training: the cell turns it into its cache of activated gates).
+// separate:  the iteration GEMM writes h@R into its own (B, G·H) buffer instead of accumulating
+//            into pre (GRU reset_after, where r multiplies only the recurrent part).
+// h_prev(p): the (B, H) state read by step p's iteration GEMM.
+// step(p, pre_t, rec_t, c0, c1): the cell's post-GEMM on units [c0, c1) of every gate.
+template <class T, class HPrev, class Step>
+void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurrent_kernel,
+                 bool go_backwards, T* keep_all, bool separate, HPrev h_prev, Step step) {
+  const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
+  const Kernels<T>& ker = kernels<T>();
+  const int nt = recurrent_threads(2.0 * B * GH * (H + I), H, ker.nr);
+  PackedB<T> kernel_p, recurrent_p;
+  packed_b_prepare(kernel_p, I, H, s.G);
+  packed_b_prepare(recurrent_p, H, H, s.G);
+  const index_t chunk = keep_all ? T_ : std::max<index_t>(1, std::min<index_t>(T_, (512 + B - 1) / B));
+  Buffer<T> scratch(keep_all ? 1 : chunk * B * GH);
+  Buffer<T> rec(separate ? B * GH : 1);
+  T* pre_all = keep_all ? keep_all : scratch.data();
+  const MatView<const T> kernel_v = row_major(kernel, I, GH, GH);
+  const MatView<const T> recurrent_v = row_major(recurrent_kernel, H, GH, GH);
+
+  parallel(nt, [&](int tid, int n_threads) {
+    packed_b_fill(kernel_p, kernel_v, tid, n_threads);
+    packed_b_fill(recurrent_p, recurrent_v, tid, n_threads);
+    barrier();
+    const UnitSplit u = split_units(recurrent_p, H, tid, n_threads);
+    T* a_work = packed_a_workspace<T>();
+    for (index_t p0 = 0; p0 < T_; p0 += chunk) {
+      const index_t steps = std::min(chunk, T_ - p0);
+      T* pre_chunk = keep_all ? pre_all + p0 * B * GH : pre_all;
+      // 2. layer GEMM (this thread's units only: no barrier needed before the steps use them)
+      gemm_packed(sequence_rows(x, B, T_, I, p0, steps, go_backwards), kernel_p, u.q0, u.q1,
+                  row_major(pre_chunk, steps * B, GH, GH), false, a_work);
+      for (index_t p = p0; p < p0 + steps; ++p) {
+        T* pre = pre_chunk + (p - p0) * B * GH;
+        T* target = separate ? rec.data() : pre;
+        // 3. iteration GEMM
+        gemm_packed(row_major<const T>(h_prev(p), B, H, H), recurrent_p, u.q0, u.q1,
+                    row_major(target, B, GH, GH), !separate, a_work);
+        // 4. post-GEMM
+        if (u.c1 > u.c0) step(p, pre, separate ? rec.data() : nullptr, u.c0, u.c1);
+        barrier();  // 5.
+      }
+    }
+  });
+}
+
+// d_h_last: (B, H) or null. dgm: (T, B, G·H) gate gradients on the recurrent side (the A of the
+// iteration GEMM). pointwise(p, dh_p, c0, c1) fills dG_p on units [c0, c1) from dh_p (gradient
+// w.r.t. h_p, output gradient not yet added). after(p, dh_prev, dh_p, c0, c1) adds the cell's
+// pass-through terms to dh_prev = dG_p @ R^T (masked rows, GRU's z·dh). d_h0: (B, H) out.
+template <class T, class Pointwise, class After>
+void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_last, const T* dgm,
+                  Pointwise pointwise, After after, T* d_h0) {
+  const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
+  const Kernels<T>& ker = kernels<T>();
+  const int nt = recurrent_threads(2.0 * B * GH * H, H, ker.nr);
+  PackedB<T> recurrent_t;  // recurrent_kernel^T (G·H, H)
+  packed_b_prepare(recurrent_t, GH, H, 1);
+  Buffer<T> dh(2 * B * H);
+  const MatView<const T> recurrent_tv = row_major(recurrent_kernel, H, GH, GH).t();
+
+  parallel(nt, [&](int tid, int n_threads) {
+    packed_b_fill(recurrent_t, recurrent_tv, tid, n_threads);
+    const UnitSplit u = split_units(recurrent_t, H, tid, n_threads);
+    const index_t c0 = u.c0, c1 = u.c1;
+    T* a_work = packed_a_workspace<T>();
+    T* dh_cur = dh.data();
+    T* dh_next = dh.data() + B * H;
+    for (index_t b = 0; b < B; ++b)
+      for (index_t j = c0; j < c1; ++j) dh_cur[b * H + j] = d_h_last ? d_h_last[b * H + j] : T(0);
+    if (c1 > c0) pointwise(T_ - 1, dh_cur, c0, c1);
+    barrier();
+    for (index_t p = T_ - 1; p >= 0; --p) {
+      // 2. dh_{p-1} = dG_p @ R^T
+      gemm_packed(row_major<const T>(dgm + p * B * GH, B, GH, GH), recurrent_t, u.q0, u.q1,
+                  row_major(dh_next, B, H, H), false, a_work);
+      if (c1 > c0) {
+        after(p, dh_next, dh_cur, c0, c1);
+        if (p > 0) pointwise(p - 1, dh_next, c0, c1);  // 1. for the next step
+      }
+      std::swap(dh_cur, dh_next);
+      barrier();  // 3.
+    }
+    for (index_t b = 0; b < B; ++b)
+      std::memcpy(d_h0 + b * H + c0, dh_cur + b * H + c0, (c1 - c0) * sizeof(T));
+  });
+}
+
+// After the reverse loop, over all T·B rows (time-major, processing order):
+//   d_kernel = X^T dgx,  dx = dgx kernel^T,  d_recurrent_kernel = H_prev^T dgm
+// dgx, dgm: (T, B, G·H) gate gradients on the input / recurrent side (the same array except for
+// GRU). states: (T+1, B, H) with states[p] the state entering step p.
+template <class T>
+void weight_gradients(const SeqShape& s, const T* x, const T* kernel, const T* states,
+                      const T* dgx, const T* dgm, bool go_backwards, T* dx, T* d_kernel,
+                      T* d_recurrent_kernel) {
+  const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
+  const int nt = get_num_threads();
+  const MatView<const T> dgx_all = row_major(dgx, T_ * B, GH, GH);
+  const MatView<const T> dgm_all = row_major(dgm, T_ * B, GH, GH);
+  gemm<T>(sequence_rows(x, B, T_, I, 0, T_, go_backwards).t(), dgx_all, row_major(d_kernel, I, GH, GH),
+          false, nt);
+  gemm<T>(row_major(states, T_ * B, H, H).t(), dgm_all, row_major(d_recurrent_kernel, H, GH, GH),
+          false, nt);
+  gemm<T>(dgx_all, row_major(kernel, I, GH, GH).t(), sequence_rows(dx, B, T_, I, 0, T_, go_backwards),
+          false, nt);
+}
+
+// Whether row b is used at processing step p (no mask: every step).
+inline bool step_valid(const std::uint8_t* mask, index_t b, index_t p, index_t steps, bool go_backwards) {
+  return !mask || mask[b * steps + time_index(p, steps, go_backwards)];
+}
+
+// Masked rows pass the state gradient through a step unchanged: dh_prev[b] = dh_p[b] on [c0, c1).
+template <class T>
+void pass_masked_rows(const std::uint8_t* mask, const SeqShape& s, bool go_backwards, index_t p,
+                      T* dh_prev, const T* dh_p, index_t c0, index_t c1) {
+  if (!mask) return;
+  for (index_t b = 0; b < s.B; ++b)
+    if (!step_valid(mask, b, p, s.T, go_backwards))
+      std::memcpy(dh_prev + b * s.H + c0, dh_p + b * s.H + c0, (c1 - c0) * sizeof(T));
+}
+
+// Zero gradients for an empty sequence (T == 0 or B == 0): d_h0 = d_h_last.
+template <class T>
+void empty_sequence_gradients(const SeqShape& s, const T* d_h_last, T* dx, T* d_kernel,
+                              T* d_recurrent_kernel, T* d_bias, index_t bias_size, T* d_h0) {
+  std::fill(dx, dx + s.B * s.T * s.I, T(0));
+  std::fill(d_kernel, d_kernel + s.I * s.gh(), T(0));
+  std::fill(d_recurrent_kernel, d_recurrent_kernel + s.H * s.gh(), T(0));
+  if (d_bias) std::fill(d_bias, d_bias + bias_size, T(0));
+  for (index_t i = 0; i < s.B * s.H; ++i) d_h0[i] = d_h_last ? d_h_last[i] : T(0);
+}
+
+}  // namespace rnnkit

@@ -1,0 +1,74 @@
+// LSTM backpropagation through time on run_backward (recurrent.h). Per step and unit (valid rows):
+//   dh = dh_t + d_outputs_t;  tc = act(c_t)
+//   do = dh * tc * ract'(o);  dc = dc_carry + dh * o * act'(tc)
+//   di = dc * g * ract'(i);   dg = dc * i * act'(g);  df = dc * c_{t-1} * ract'(f);  dc_carry = dc * f
+// Masked rows: zero gate gradients, dh and dc_carry pass through.
+#include <cstring>
+#include <vector>
+
+#include "rnnkit/lstm.h"
+#include "rnnkit/recurrent.h"
+
+namespace rnnkit {
+
+template <class T>
+void lstm_backward(const LstmBackward<T>& a) {
+  const SeqShape s{a.batch, a.steps, a.input_size, a.units, 4};
+  const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
+  if (B == 0 || T_ == 0) {
+    empty_sequence_gradients(s, a.d_h_last, a.dx, a.d_kernel, a.d_recurrent_kernel, a.d_bias, GH, a.d_h0);
+    for (index_t i = 0; i < B * H; ++i) a.d_c0[i] = a.d_c_last ? a.d_c_last[i] : T(0);
+    return;
+  }
+  const Kernels<T>& ker = kernels<T>();
+  const Activation act = a.activation, ract = a.recurrent_activation;
+  Buffer<T> dg(T_ * B * GH);  // gate gradients (T, B, 4H)
+  // dc_carry lives in d_c0: it holds dc_t while walking back and ends as dc_0.
+  T* dc = a.d_c0;
+  for (index_t i = 0; i < B * H; ++i) dc[i] = a.d_c_last ? a.d_c_last[i] : T(0);
+
+  run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dg.data(),
+    [&](index_t p, const T* dh_p, index_t c0, index_t c1) {
+      const index_t nc = c1 - c0;
+      static thread_local std::vector<T> tc;  // act(c_t) for one row segment (sized once)
+      if (static_cast<index_t>(tc.size()) < nc) tc.resize(nc);
+      for (index_t b = 0; b < B; ++b) {
+        T* d = dg.data() + (p * B + b) * GH;
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
+          for (int g = 0; g < 4; ++g) std::memset(d + g * H + c0, 0, nc * sizeof(T));
+          continue;
+        }
+        const index_t row = b * H + c0;
+        const T* gates = a.gates + (p * B + b) * GH;
+        const T *i = gates + c0, *f = gates + H + c0, *gg = gates + 2 * H + c0, *o = gates + 3 * H + c0;
+        const T* c = a.c_states + (p + 1) * B * H + row;
+        const T* c_prev = a.c_states + p * B * H + row;
+        const T* dh = dh_p + row;
+        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
+        ker.activation(act, c, tc.data(), nc);
+        T *di = d + c0, *df = d + H + c0, *dgg = d + 2 * H + c0, *dO = d + 3 * H + c0;
+        T* dcr = dc + row;
+        for (index_t j = 0; j < nc; ++j) {
+          const T dhj = dh[j] + (dout ? dout[j] : T(0));
+          dO[j] = dhj * tc[j] * activation_grad_from_output(ract, o[j]);
+          const T dct = dcr[j] + dhj * o[j] * activation_grad_from_output(act, tc[j]);
+          di[j] = dct * gg[j] * activation_grad_from_output(ract, i[j]);
+          dgg[j] = dct * i[j] * activation_grad_from_output(act, gg[j]);
+          df[j] = dct * c_prev[j] * activation_grad_from_output(ract, f[j]);
+          dcr[j] = dct * f[j];
+        }
+      }
+    },
+    [&](index_t p, T* dh_prev, const T* dh_p, index_t c0, index_t c1) {
+      pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, c0, c1);
+    },
+    a.d_h0);
+  weight_gradients(s, a.x, a.kernel, a.h_states, dg.data(), dg.data(), a.go_backwards, a.dx, a.d_kernel,
+                   a.d_recurrent_kernel);
+  if (a.d_bias) column_sums(dg.data(), T_ * B, GH, a.d_bias);
+}
+
+template void lstm_backward<float>(const LstmBackward<float>&);
+template void lstm_backward<double>(const LstmBackward<double>&);
+
+}  // namespace rnnkit

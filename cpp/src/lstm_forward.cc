@@ -1,0 +1,69 @@
+// LSTM forward on run_forward (recurrent.h). The post-GEMM turns each row's four gate blocks
+// (this thread's units) into activated gates in place, then updates c and h.
+#include <cstring>
+
+#include "rnnkit/lstm.h"
+#include "rnnkit/recurrent.h"
+
+namespace rnnkit {
+
+template <class T>
+void lstm_forward(const LstmForward<T>& a) {
+  const SeqShape s{a.batch, a.steps, a.input_size, a.units, 4};
+  const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
+  if (B == 0) return;
+  const Kernels<T>& ker = kernels<T>();
+  const bool training = a.gates != nullptr;
+  Buffer<T> pingpong(training ? 1 : 4 * B * H);  // h and c ping-pong pairs when nothing is kept
+  auto h_state = [&](index_t p) -> T* {
+    return training ? a.h_states + p * B * H : pingpong.data() + (p & 1) * B * H;
+  };
+  auto c_state = [&](index_t p) -> T* {
+    return training ? a.c_states + p * B * H : pingpong.data() + (2 + (p & 1)) * B * H;
+  };
+  for (auto [dst, src] : {std::pair<T*, const T*>{h_state(0), a.h0}, {c_state(0), a.c0}}) {
+    if (src)
+      std::memcpy(dst, src, B * H * sizeof(T));
+    else
+      std::memset(dst, 0, B * H * sizeof(T));
+  }
+
+  run_forward<T>(s, a.x, a.kernel, a.recurrent_kernel, a.go_backwards, a.gates, false,
+                 [&](index_t p) { return h_state(p); },
+                 [&](index_t p, T* pre, T*, index_t c0, index_t c1) {
+    const index_t nc = c1 - c0;
+    const T *h_prev = h_state(p), *c_prev = c_state(p);
+    T *h_next = h_state(p + 1), *c_next = c_state(p + 1);
+    for (index_t b = 0; b < B; ++b) {
+      const index_t row = b * H + c0;
+      const bool valid = step_valid(a.mask, b, p, T_, a.go_backwards);
+      if (!valid) {  // carry both states, zero output
+        std::memcpy(h_next + row, h_prev + row, nc * sizeof(T));
+        std::memcpy(c_next + row, c_prev + row, nc * sizeof(T));
+        if (a.outputs) std::memset(a.outputs + (b * T_ + p) * H + c0, 0, nc * sizeof(T));
+        continue;
+      }
+      T* z = pre + b * GH;
+      for (int g = 0; g < 4; ++g) {
+        T* zg = z + g * H + c0;
+        if (a.bias)
+          for (index_t j = 0; j < nc; ++j) zg[j] += a.bias[g * H + c0 + j];
+        ker.activation(g == 2 ? a.activation : a.recurrent_activation, zg, zg, nc);
+      }
+      const T *i = z + c0, *f = z + H + c0, *gg = z + 2 * H + c0, *o = z + 3 * H + c0;
+      T* c = c_next + row;
+      T* h = h_next + row;
+      for (index_t j = 0; j < nc; ++j) c[j] = f[j] * c_prev[row + j] + i[j] * gg[j];
+      ker.activation(a.activation, c, h, nc);
+      for (index_t j = 0; j < nc; ++j) h[j] *= o[j];
+      if (a.outputs) std::memcpy(a.outputs + (b * T_ + p) * H + c0, h, nc * sizeof(T));
+    }
+  });
+  std::memcpy(a.h_last, h_state(T_), B * H * sizeof(T));
+  std::memcpy(a.c_last, c_state(T_), B * H * sizeof(T));
+}
+
+template void lstm_forward<float>(const LstmForward<float>&);
+template void lstm_forward<double>(const LstmForward<double>&);
+
+}  // namespace rnnkit
