@@ -10,7 +10,9 @@ Gradient checks run in float64 with central differences (step 1e-6) and compare 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -600,6 +602,15 @@ def test_cli_without_arguments_prints_help(capsys):
     assert cli.main([]) == 0
     out = capsys.readouterr().out
     assert "usage: rnnkit" in out and "demo" in out and "bench" in out
+
+
+def test_python_m_rnnkit_runs_the_cli():
+    src = os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-m", "rnnkit"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: rnnkit" in done.stdout
 
 
 def test_cli_forwards_bench(monkeypatch):

@@ -12,6 +12,7 @@
 
 #include "rnnkit/gemm.h"
 #include "rnnkit/kernels.h"
+#include "rnnkit/gru.h"
 #include "rnnkit/lstm.h"
 #include "rnnkit/simple_rnn.h"
 #include "rnnkit/threading.h"
@@ -229,6 +230,85 @@ py::tuple lstm_backward_t(py::object d_outputs, py::object d_h_last, py::object 
   return py::make_tuple(dx, dk, drk, db, dh0, dc0);
 }
 
+// ---- GRU -------------------------------------------------------------------------------------------
+template <class T>
+py::tuple gru_forward_t(py::object x, py::object kernel, py::object recurrent_kernel, py::object bias,
+                        py::object h0, const std::string& activation,
+                        const std::string& recurrent_activation, bool reset_after, py::object mask,
+                        bool go_backwards, bool training, bool return_sequences) {
+  py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
+  const index_t I = k.shape(0), H = k.shape(1) / 3;
+  if (k.shape(1) != 3 * H) throw py::value_error("kernel must have shape (input_dim, 3 * units)");
+  py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
+  const index_t B = xa.shape(0), T_ = xa.shape(1);
+  py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, 3 * H}).template cast<py::array>();
+  py::object ba = reset_after ? checked<T>(bias, "bias", {2, 3 * H}, true) : checked<T>(bias, "bias", {3 * H}, true);
+  py::object h0a = checked<T>(h0, "h0", {B, H}, true);
+  py::object ma = checked_mask(mask, B, T_);
+  rnnkit::GruForward<T> args;
+  args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
+  args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
+  args.bias = cptr<T>(ba); args.h0 = cptr<T>(h0a); args.mask = mask_ptr(ma);
+  args.activation = rnnkit::parse_activation(activation.c_str());
+  args.recurrent_activation = rnnkit::parse_activation(recurrent_activation.c_str());
+  args.reset_after = reset_after;
+  args.go_backwards = go_backwards;
+  py::object outputs = return_sequences ? py::object(empty<T>({B, T_, H})) : py::object(py::none());
+  py::array h_last = empty<T>({B, H});
+  py::object saved = py::none();
+  if (training) {
+    py::array st = empty<T>({T_ + 1, B, H}), gates = empty<T>({T_, B, 3 * H}), extra = empty<T>({T_, B, H});
+    args.states = mptr<T>(st); args.gates = mptr<T>(gates); args.extra = mptr<T>(extra);
+    saved = py::make_tuple(st, gates, extra);
+  }
+  args.outputs = mptr<T>(outputs); args.h_last = mptr<T>(h_last);
+  {
+    py::gil_scoped_release release;
+    rnnkit::gru_forward(args);
+  }
+  return py::make_tuple(outputs, h_last, saved);
+}
+
+template <class T>
+py::tuple gru_backward_t(py::object d_outputs, py::object d_h_last, py::object x, py::object kernel,
+                         py::object recurrent_kernel, py::tuple saved, py::object mask,
+                         const std::string& activation, const std::string& recurrent_activation,
+                         bool reset_after, bool go_backwards, bool has_bias) {
+  py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
+  const index_t I = k.shape(0), H = k.shape(1) / 3;
+  py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
+  const index_t B = xa.shape(0), T_ = xa.shape(1);
+  py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, 3 * H}).template cast<py::array>();
+  if (saved.size() != 3) throw py::value_error("saved must be the (states, gates, extra) tuple of gru_forward");
+  py::array st = checked<T>(saved[0], "states", {T_ + 1, B, H}).template cast<py::array>();
+  py::array gates = checked<T>(saved[1], "gates", {T_, B, 3 * H}).template cast<py::array>();
+  py::array extra = checked<T>(saved[2], "extra", {T_, B, H}).template cast<py::array>();
+  py::object dout = checked<T>(d_outputs, "d_outputs", {B, T_, H}, true);
+  py::object dhl = checked<T>(d_h_last, "d_h_last", {B, H}, true);
+  py::object ma = checked_mask(mask, B, T_);
+  py::array dx = empty<T>({B, T_, I}), dk = empty<T>({I, 3 * H}), drk = empty<T>({H, 3 * H});
+  py::object db = py::none();
+  if (has_bias) db = reset_after ? py::object(empty<T>({2, 3 * H})) : py::object(empty<T>({3 * H}));
+  py::array dh0 = empty<T>({B, H});
+  rnnkit::GruBackward<T> args;
+  args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
+  args.d_outputs = cptr<T>(dout); args.d_h_last = cptr<T>(dhl);
+  args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
+  args.states = cptr<T>(st); args.gates = cptr<T>(gates); args.extra = cptr<T>(extra);
+  args.mask = mask_ptr(ma);
+  args.activation = rnnkit::parse_activation(activation.c_str());
+  args.recurrent_activation = rnnkit::parse_activation(recurrent_activation.c_str());
+  args.reset_after = reset_after;
+  args.go_backwards = go_backwards;
+  args.dx = mptr<T>(dx); args.d_kernel = mptr<T>(dk); args.d_recurrent_kernel = mptr<T>(drk);
+  args.d_bias = mptr<T>(db); args.d_h0 = mptr<T>(dh0);
+  {
+    py::gil_scoped_release release;
+    rnnkit::gru_backward(args);
+  }
+  return py::make_tuple(dx, dk, drk, db, dh0);
+}
+
 // ---- GEMM and Dense --------------------------------------------------------------------------------
 template <class T>
 py::array gemm_t(py::object a, py::object b, bool trans_a, bool trans_b) {
@@ -346,6 +426,30 @@ PYBIND11_MODULE(_native, m) {
         py::arg("recurrent_kernel"), py::arg("saved"), py::arg("mask"), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("go_backwards"), py::arg("has_bias"),
         "-> (dx, d_kernel, d_recurrent_kernel, d_bias | None, d_h0, d_c0)");
+  m.def("gru_forward",
+        [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0,
+           const std::string& activation, const std::string& recurrent_activation, bool reset_after,
+           py::object mask, bool go_backwards, bool training, bool return_sequences) {
+          return is_f64_array(kernel, "kernel")
+                     ? gru_forward_t<double>(x, kernel, rk, bias, h0, activation, recurrent_activation, reset_after, mask, go_backwards, training, return_sequences)
+                     : gru_forward_t<float>(x, kernel, rk, bias, h0, activation, recurrent_activation, reset_after, mask, go_backwards, training, return_sequences);
+        },
+        py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
+        py::arg("activation"), py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("mask"),
+        py::arg("go_backwards"), py::arg("training"), py::arg("return_sequences"),
+        "-> (outputs | None, h_last, saved | None); saved = (states, gates, extra)");
+  m.def("gru_backward",
+        [](py::object d_outputs, py::object d_h_last, py::object x, py::object kernel, py::object rk,
+           py::tuple saved, py::object mask, const std::string& activation,
+           const std::string& recurrent_activation, bool reset_after, bool go_backwards, bool has_bias) {
+          return is_f64_array(kernel, "kernel")
+                     ? gru_backward_t<double>(d_outputs, d_h_last, x, kernel, rk, saved, mask, activation, recurrent_activation, reset_after, go_backwards, has_bias)
+                     : gru_backward_t<float>(d_outputs, d_h_last, x, kernel, rk, saved, mask, activation, recurrent_activation, reset_after, go_backwards, has_bias);
+        },
+        py::arg("d_outputs"), py::arg("d_h_last"), py::arg("x"), py::arg("kernel"),
+        py::arg("recurrent_kernel"), py::arg("saved"), py::arg("mask"), py::arg("activation"),
+        py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),
+        py::arg("has_bias"), "-> (dx, d_kernel, d_recurrent_kernel, d_bias | None, d_h0)");
   m.def("gemm",
         [](py::object a, py::object b, bool trans_a, bool trans_b) {
           return is_f64_array(a, "a") ? gemm_t<double>(a, b, trans_a, trans_b) : gemm_t<float>(a, b, trans_a, trans_b);

@@ -77,6 +77,30 @@ def lstm_backward(d_outputs, d_h_last, d_c_last, cache):
         c.activation, c.recurrent_activation, c.go_backwards, c.has_bias))
 
 
+# -- GRU --------------------------------------------------------------------------------------------
+def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
+                recurrent_activation="sigmoid", reset_after=True, mask=None, go_backwards=False,
+                training=True, return_sequences=True):
+    outputs, h_last, saved = _native.gru_forward(
+        x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, reset_after, mask,
+        go_backwards, training, return_sequences)
+    if not training:
+        return outputs, h_last, None
+    cache = NativeCache(cell="gru", x=x, kernel=kernel, recurrent_kernel=recurrent_kernel,
+                        has_bias=bias is not None, saved=saved, mask=mask, activation=activation,
+                        recurrent_activation=recurrent_activation, reset_after=reset_after,
+                        go_backwards=go_backwards, return_sequences=return_sequences)
+    return outputs, h_last, cache
+
+
+def gru_backward(d_outputs, d_h_last, cache):
+    _check_sequence_gradient(d_outputs, cache)
+    c = cache
+    return tuple(_native.gru_backward(
+        d_outputs, d_h_last, c.x, c.kernel, c.recurrent_kernel, c.saved, c.mask, c.activation,
+        c.recurrent_activation, c.reset_after, c.go_backwards, c.has_bias))
+
+
 # -- Dense --------------------------------------------------------------------------------------------
 def dense_forward(x, kernel, bias=None, activation="linear", training=True):
     y = _native.dense_forward(x, kernel, bias, activation)
@@ -93,13 +117,6 @@ def dense_backward(d_y, cache):
     dk = _native.gemm(cache.x, dz, True, False)
     db = dz.sum(axis=0) if cache.has_bias else None
     return dx, dk, db
-
-
-# -- cells without a native kernel yet run the reference (their caches carry impl=reference) ---------
-def __getattr__(name):
-    if name in ("gru_forward", "gru_backward"):
-        return getattr(_reference, name)
-    raise AttributeError(name)
 
 
 def set_num_threads(n):

@@ -151,7 +151,8 @@ def time_call(fn, *, repeat: int = 10, min_time: float = 0.2, max_time: float = 
               warmup: int = 2, warmup_time: float = 0.05) -> list[float]:
     """Time ``fn()`` call by call; return the durations in seconds.
 
-    Warm-up: at least ``warmup`` calls and ``warmup_time`` seconds (wakes thread pools, fills caches).
+    Warm-up: at least ``warmup`` calls and ``warmup_time`` seconds (wakes thread pools, fills caches);
+    none at all if ``warmup`` is 0.
     Then sample until there are ``repeat`` samples *and* ``min_time`` seconds were measured, or stop
     early once ``max_time`` seconds were spent and at least min(3, repeat) samples exist.
     Shared with the PyTorch subprocess so both sides are measured the same way.
@@ -159,7 +160,7 @@ def time_call(fn, *, repeat: int = 10, min_time: float = 0.2, max_time: float = 
     perf_counter = time.perf_counter
     start = perf_counter()
     calls = 0
-    while calls < warmup or perf_counter() - start < warmup_time:
+    while warmup > 0 and (calls < warmup or perf_counter() - start < warmup_time):
         fn()
         calls += 1
     samples: list[float] = []
@@ -352,6 +353,7 @@ def environment(args, native, peak) -> dict:
         "blas": _blas_info(),
         "rnnkit": getattr(rnnkit, "__version__", None),
         "torch": None,
+        "torch_threads": None,
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "timing": {"repeat": args.repeat, "min_time_s": args.min_time, "max_time_s": args.max_time,
                    "warmup": args.warmup, "statistic": "median"},
@@ -364,7 +366,7 @@ class CpuContention:
 
     Linux only (``/proc/stat``); None elsewhere. Our own CPU time (every thread, and the PyTorch
     subprocess once waited for) is subtracted, so a spinning OpenMP pool of ours does not count.
-    Other work on a 2-core machine easily doubles a median: the footer warns when this is > 5 %.
+    Other work on a 2-core machine easily doubles a median: the footer warns when this is > 10 %.
     """
 
     def __init__(self):
@@ -495,8 +497,10 @@ def torch_available() -> bool:
         return False
 
 
-def run_torch(args, rows: list[dict]) -> tuple[str | None, str | None]:
-    """Time PyTorch for every row in a subprocess; fill ``torch_ms``. Returns (torch version, error)."""
+def run_torch(args, rows: list[dict]) -> tuple[dict, str | None]:
+    """Time PyTorch for every row in a subprocess; fill ``torch_ms``.
+
+    Returns ({"version", "threads"} of the subprocess's torch, None) or ({}, error message)."""
     import rnnkit
 
     request = {
@@ -515,21 +519,21 @@ def run_torch(args, rows: list[dict]) -> tuple[str | None, str | None]:
         done = subprocess.run([sys.executable, "-m", "rnnkit._bench_torch", json.dumps(request)],
                               capture_output=True, text=True, env=env, check=False)
     except OSError as exc:
-        return None, f"could not start the PyTorch subprocess: {exc}"
+        return {}, f"could not start the PyTorch subprocess: {exc}"
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        return None, f"PyTorch subprocess exited with {done.returncode}: {tail}"
+        return {}, f"PyTorch subprocess exited with {done.returncode}: {tail}"
     try:
         result = json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return None, f"PyTorch subprocess printed no JSON: {done.stdout[-200:]!r}"
+        return {}, f"PyTorch subprocess printed no JSON: {done.stdout[-200:]!r}"
     for row, answer in zip(rows, result["results"]):
         if "error" in answer:
             row["notes"].append(f"torch failed: {answer['error']}")
             continue
         row["torch"] = {k: v for k, v in answer.items() if k.endswith("_ms") or k == "samples"}
         row["torch_ms"] = answer["median_ms"]
-    return result.get("torch_version"), None
+    return {"version": result.get("torch_version"), "threads": result.get("threads")}, None
 
 
 def finish_rows(rows: list[dict], peak) -> None:
@@ -556,7 +560,7 @@ def layer_overhead(args) -> dict | None:
         return None
     batch, steps, features, units = SIZES["seed-tiny"]
     x = np.random.default_rng(0).standard_normal((batch, steps, features)).astype(args.dtype)
-    layer = rnnkit.SimpleRNN(units)
+    layer = rnnkit.SimpleRNN(units, dtype=args.dtype)
     layer(x)  # builds the weights
     kernel, recurrent_kernel, bias = (np.ascontiguousarray(w) for w in layer.get_weights())
     x = x.astype(kernel.dtype)  # time both calls without a dtype conversion
@@ -661,6 +665,7 @@ def main(argv=None) -> int:
         native = _native_module()
         peak = measure_peak(native, args.dtype, args.threads)
         env = environment(args, native, peak)
+        env["rnnkit_threads"] = rnnkit.get_num_threads()  # what rnnkit actually uses
         rows = [_new_row(cell, size, mode, args.dtype, args.threads)
                 for cell in args.cells for size in args.sizes for mode in args.mode]
         plan = _plan(args, rows)
@@ -689,13 +694,14 @@ def main(argv=None) -> int:
         footer.append("torch: not importable, column left '-'")
     else:
         _progress(f"PyTorch in a subprocess ({len(rows)} rows)")
-        env["torch"], torch_error = run_torch(args, rows)
+        torch_info, torch_error = run_torch(args, rows)
+        env["torch"], env["torch_threads"] = torch_info.get("version"), torch_info.get("threads")
         if torch_error:
             footer.append(f"torch: {torch_error}")
     _progress_done()
     finish_rows(rows, peak)
     env["other_cpu_load"] = contention.stop()
-    if env["other_cpu_load"] is not None and env["other_cpu_load"] > 0.05:
+    if env["other_cpu_load"] is not None and env["other_cpu_load"] > 0.10:
         footer.insert(0, f"WARNING: other processes used {100 * env['other_cpu_load']:.0f}% of the CPU time "
                          "during this run; timings are unreliable (rerun on a quiet machine)")
 

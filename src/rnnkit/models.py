@@ -744,7 +744,8 @@ def _weight_key(i, j):
 def _shape_str(shape):
     if isinstance(shape, list):
         return "[" + ", ".join(_shape_str(s) for s in shape) + "]"
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    dims = ["None" if d is None else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def _count(weights):

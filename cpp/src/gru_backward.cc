@@ -1,0 +1,202 @@
+// GRU backpropagation through time. Per step and unit on valid rows (dh includes d_outputs):
+//   dz = dh * (h_{t-1} - hh) * ract'(z);   dhh = dh * (1 - z) * act'(hh)
+// reset_after=True (run_backward):
+//   dr = dhh * mh * ract'(r);   input side dGx = [dz, dr, dhh], recurrent side dGm = [dz, dr, dhh * r]
+//   dh_{t-1} = dGm @ R^T + dh * z
+// reset_after=False (two GEMM phases per step, two barriers):
+//   d_rh = dhh @ R_h^T;  dr = d_rh * h_{t-1} * ract'(r);  dh_{t-1} = [dz, dr] @ R_zr^T + d_rh * r + dh * z
+//   d_recurrent_kernel[:, 2H:] = RH^T dhh with RH = r * h_{t-1} cached by the forward pass.
+#include <cstring>
+
+#include "rnnkit/gru.h"
+#include "rnnkit/recurrent.h"
+
+namespace rnnkit {
+namespace {
+
+// dz, dhh on one row segment; returns nothing, writes dgx's z and h blocks.
+template <class T>
+void gru_update_backward(Activation act, Activation ract, const T* dh, const T* dout, const T* z,
+                         const T* hh, const T* h_prev, T* dz, T* dhh, index_t n) {
+  for (index_t j = 0; j < n; ++j) {
+    const T g = dh[j] + (dout ? dout[j] : T(0));
+    dz[j] = g * (h_prev[j] - hh[j]) * activation_grad_from_output(ract, z[j]);
+    dhh[j] = g * (T(1) - z[j]) * activation_grad_from_output(act, hh[j]);
+  }
+}
+
+template <class T>
+void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx, T* dgm) {
+  const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
+  const Activation act = a.activation, ract = a.recurrent_activation;
+  auto dout_row = [&](index_t b, index_t p, index_t c0) {
+    return a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
+  };
+  run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dgm,
+    [&](index_t p, const T* dh_p, index_t c0, index_t c1) {
+      const index_t nc = c1 - c0;
+      for (index_t b = 0; b < B; ++b) {
+        T* dx3 = dgx + (p * B + b) * GH;
+        T* dm3 = dgm + (p * B + b) * GH;
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
+          for (int g = 0; g < 3; ++g) {
+            std::memset(dx3 + g * H + c0, 0, nc * sizeof(T));
+            std::memset(dm3 + g * H + c0, 0, nc * sizeof(T));
+          }
+          continue;
+        }
+        const T* g3 = a.gates + (p * B + b) * GH;
+        const T *z = g3 + c0, *r = g3 + H + c0, *hh = g3 + 2 * H + c0;
+        const T* mh = a.extra + (p * B + b) * H + c0;
+        T *dz = dx3 + c0, *dr = dx3 + H + c0, *dhh = dx3 + 2 * H + c0;
+        gru_update_backward(act, ract, dh_p + b * H + c0, dout_row(b, p, c0), z, hh,
+                            a.states + (p * B + b) * H + c0, dz, dhh, nc);
+        T *mz = dm3 + c0, *mr = dm3 + H + c0, *mhh = dm3 + 2 * H + c0;
+        for (index_t j = 0; j < nc; ++j) {
+          dr[j] = dhh[j] * mh[j] * activation_grad_from_output(ract, r[j]);
+          mz[j] = dz[j];
+          mr[j] = dr[j];
+          mhh[j] = dhh[j] * r[j];
+        }
+      }
+    },
+    [&](index_t p, T* dh_prev, const T* dh_p, index_t c0, index_t c1) {
+      for (index_t b = 0; b < B; ++b) {
+        T* d = dh_prev + b * H;
+        const T* g = dh_p + b * H;
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
+          std::memcpy(d + c0, g + c0, (c1 - c0) * sizeof(T));
+          continue;
+        }
+        const T* z = a.gates + (p * B + b) * GH;
+        const T* dout = dout_row(b, p, 0);
+        for (index_t j = c0; j < c1; ++j) d[j] += (g[j] + (dout ? dout[j] : T(0))) * z[j];
+      }
+    },
+    a.d_h0);
+}
+
+template <class T>
+void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg) {
+  const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
+  const Activation act = a.activation, ract = a.recurrent_activation;
+  const Kernels<T>& ker = kernels<T>();
+  const int nt = recurrent_threads(2.0 * B * GH * H, H, ker.nr);
+  PackedB<T> rec_h_t, rec_zr_t;  // R_h^T (H, H) and R_zr^T (2H, H)
+  packed_b_prepare(rec_h_t, H, H, 1);
+  packed_b_prepare(rec_zr_t, 2 * H, H, 1);
+  const MatView<const T> rec_h_tv = row_major(a.recurrent_kernel + 2 * H, H, H, GH).t();
+  const MatView<const T> rec_zr_tv = row_major(a.recurrent_kernel, H, 2 * H, GH).t();
+  Buffer<T> dh(2 * B * H), d_rh(B * H);
+
+  parallel(nt, [&](int tid, int n_threads) {
+    packed_b_fill(rec_h_t, rec_h_tv, tid, n_threads);
+    packed_b_fill(rec_zr_t, rec_zr_tv, tid, n_threads);
+    const UnitSplit u = split_units(rec_h_t, H, tid, n_threads);
+    const index_t c0 = u.c0, c1 = u.c1, nc = c1 - c0;
+    T* a_work = packed_a_workspace<T>();
+    T* dh_cur = dh.data();
+    T* dh_next = dh.data() + B * H;
+    for (index_t b = 0; b < B; ++b)
+      for (index_t j = c0; j < c1; ++j) dh_cur[b * H + j] = a.d_h_last ? a.d_h_last[b * H + j] : T(0);
+    // dz, dhh of step p on this thread's units
+    auto pointwise = [&](index_t p, const T* dh_p) {
+      for (index_t b = 0; b < B; ++b) {
+        T* d3 = dg + (p * B + b) * GH;
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
+          for (int g = 0; g < 3; ++g) std::memset(d3 + g * H + c0, 0, nc * sizeof(T));
+          continue;
+        }
+        const T* g3 = a.gates + (p * B + b) * GH;
+        gru_update_backward(act, ract, dh_p + b * H + c0,
+                            a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr, g3 + c0,
+                            g3 + 2 * H + c0, a.states + (p * B + b) * H + c0, d3 + c0, d3 + 2 * H + c0, nc);
+      }
+    };
+    if (nc > 0) pointwise(T_ - 1, dh_cur);
+    barrier();
+    for (index_t p = T_ - 1; p >= 0; --p) {
+      T* dg_p = dg + p * B * GH;
+      // phase 1: d_rh = dhh @ R_h^T; dr = d_rh * h_{t-1} * ract'(r)
+      gemm_packed(MatView<const T>{dg_p + 2 * H, Axis::plain(B, GH), Axis::plain(H, 1)}, rec_h_t, u.q0,
+                  u.q1, row_major(d_rh.data(), B, H, H), false, a_work);
+      for (index_t b = 0; b < B && nc > 0; ++b) {
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) continue;
+        const T* r = a.gates + (p * B + b) * GH + H + c0;
+        const T* hp = a.states + (p * B + b) * H + c0;
+        const T* drh = d_rh.data() + b * H + c0;
+        T* dr = dg_p + b * GH + H + c0;
+        for (index_t j = 0; j < nc; ++j) dr[j] = drh[j] * hp[j] * activation_grad_from_output(ract, r[j]);
+      }
+      barrier();
+      // phase 2: dh_{t-1} = [dz, dr] @ R_zr^T + d_rh * r + dh * z
+      gemm_packed(MatView<const T>{dg_p, Axis::plain(B, GH), Axis::plain(2 * H, 1)}, rec_zr_t, u.q0, u.q1,
+                  row_major(dh_next, B, H, H), false, a_work);
+      for (index_t b = 0; b < B && nc > 0; ++b) {
+        T* d = dh_next + b * H + c0;
+        const T* g = dh_cur + b * H + c0;
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
+          std::memcpy(d, g, nc * sizeof(T));
+          continue;
+        }
+        const T* g3 = a.gates + (p * B + b) * GH;
+        const T *z = g3 + c0, *r = g3 + H + c0;
+        const T* drh = d_rh.data() + b * H + c0;
+        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
+        for (index_t j = 0; j < nc; ++j) d[j] += drh[j] * r[j] + (g[j] + (dout ? dout[j] : T(0))) * z[j];
+      }
+      if (p > 0 && nc > 0) pointwise(p - 1, dh_next);
+      std::swap(dh_cur, dh_next);
+      barrier();
+    }
+    for (index_t b = 0; b < B; ++b)
+      std::memcpy(a.d_h0 + b * H + c0, dh_cur + b * H + c0, nc * sizeof(T));
+  });
+}
+
+}  // namespace
+
+template <class T>
+void gru_backward(const GruBackward<T>& a) {
+  const SeqShape s{a.batch, a.steps, a.input_size, a.units, 3};
+  const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
+  const index_t bias_size = a.reset_after ? 2 * GH : GH;
+  if (B == 0 || T_ == 0) {
+    empty_sequence_gradients(s, a.d_h_last, a.dx, a.d_kernel, a.d_recurrent_kernel, a.d_bias, bias_size, a.d_h0);
+    return;
+  }
+  Buffer<T> dgx(T_ * B * GH);
+  if (a.reset_after) {
+    Buffer<T> dgm(T_ * B * GH);
+    gru_backward_reset_after(a, s, dgx.data(), dgm.data());
+    weight_gradients(s, a.x, a.kernel, a.states, dgx.data(), dgm.data(), a.go_backwards, a.dx, a.d_kernel,
+                     a.d_recurrent_kernel);
+    if (a.d_bias) {
+      column_sums(dgx.data(), T_ * B, GH, a.d_bias);
+      column_sums(dgm.data(), T_ * B, GH, a.d_bias + GH);
+    }
+    return;
+  }
+  gru_backward_reset_before(a, s, dgx.data());
+  // d_kernel and dx use all three blocks; d_recurrent_kernel[:, :2H] = H_prev^T [dz, dr] and
+  // d_recurrent_kernel[:, 2H:] = RH^T dhh.
+  const int nt = get_num_threads();
+  const index_t I = s.I;
+  const MatView<const T> dg_all = row_major<const T>(dgx.data(), T_ * B, GH, GH);
+  gemm<T>(sequence_rows(a.x, B, T_, I, 0, T_, a.go_backwards).t(), dg_all, row_major(a.d_kernel, I, GH, GH),
+          false, nt);
+  gemm<T>(dg_all, row_major(a.kernel, I, GH, GH).t(), sequence_rows(a.dx, B, T_, I, 0, T_, a.go_backwards),
+          false, nt);
+  gemm<T>(row_major(a.states, T_ * B, H, H).t(),
+          MatView<const T>{dgx.data(), Axis::plain(T_ * B, GH), Axis::plain(2 * H, 1)},
+          MatView<T>{a.d_recurrent_kernel, Axis::plain(H, GH), Axis::plain(2 * H, 1)}, false, nt);
+  gemm<T>(row_major(a.extra, T_ * B, H, H).t(),
+          MatView<const T>{dgx.data() + 2 * H, Axis::plain(T_ * B, GH), Axis::plain(H, 1)},
+          MatView<T>{a.d_recurrent_kernel + 2 * H, Axis::plain(H, GH), Axis::plain(H, 1)}, false, nt);
+  if (a.d_bias) column_sums(dgx.data(), T_ * B, GH, a.d_bias);
+}
+
+template void gru_backward<float>(const GruBackward<float>&);
+template void gru_backward<double>(const GruBackward<double>&);
+
+}  // namespace rnnkit

@@ -1,0 +1,167 @@
+// GRU forward. reset_after=True runs on run_forward with the iteration GEMM writing h@R to its own
+// buffer (r multiplies only the recurrent part of the candidate). reset_after=False needs r before
+// the candidate's recurrent product, so each step has two GEMM phases and two barriers:
+//   1. pre_zr += h_{t-1} @ R_zr; z, r; rh = r * h_{t-1}        barrier
+//   2. rec_h = rh @ R_h; hh = act(pre_h + bias_h + rec_h); h_t  barrier
+#include <cstring>
+
+#include "rnnkit/gru.h"
+#include "rnnkit/recurrent.h"
+
+namespace rnnkit {
+namespace {
+
+// h_t = z * h_{t-1} + (1 - z) * hh on one row segment, and the output row.
+template <class T>
+void gru_update(const T* z, const T* hh, const T* h_prev, T* h, index_t n) {
+  for (index_t j = 0; j < n; ++j) h[j] = z[j] * h_prev[j] + (T(1) - z[j]) * hh[j];
+}
+
+template <class T>
+void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T>& pingpong) {
+  const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
+  const Kernels<T>& ker = kernels<T>();
+  auto state = [&](index_t p) -> T* {
+    return a.states ? a.states + p * B * H : pingpong.data() + (p & 1) * B * H;
+  };
+  const T* b_in = a.bias;
+  const T* b_rec = a.bias ? a.bias + GH : nullptr;
+  run_forward<T>(s, a.x, a.kernel, a.recurrent_kernel, a.go_backwards, a.gates, true,
+                 [&](index_t p) { return state(p); },
+                 [&](index_t p, T* pre, T* rec, index_t c0, index_t c1) {
+    const index_t nc = c1 - c0;
+    const T* h_prev = state(p);
+    T* h_next = state(p + 1);
+    for (index_t b = 0; b < B; ++b) {
+      const index_t row = b * H + c0;
+      T* out = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
+      if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
+        std::memcpy(h_next + row, h_prev + row, nc * sizeof(T));
+        if (out) std::memset(out, 0, nc * sizeof(T));
+        continue;
+      }
+      T* x3 = pre + b * GH;        // xz | xr | xh, becomes z | r | hh (the training cache)
+      T* m3 = rec + b * GH;        // mz | mr | mh
+      T* z = x3 + c0;
+      T* r = x3 + H + c0;
+      T* hh = x3 + 2 * H + c0;
+      T* mh = m3 + 2 * H + c0;
+      for (int g = 0; g < 2; ++g) {
+        T* xg = x3 + g * H + c0;
+        const T* mg = m3 + g * H + c0;
+        for (index_t j = 0; j < nc; ++j)
+          xg[j] += mg[j] + (b_in ? b_in[g * H + c0 + j] + b_rec[g * H + c0 + j] : T(0));
+        ker.activation(a.recurrent_activation, xg, xg, nc);
+      }
+      if (b_rec)
+        for (index_t j = 0; j < nc; ++j) mh[j] += b_rec[2 * H + c0 + j];
+      for (index_t j = 0; j < nc; ++j) hh[j] += (b_in ? b_in[2 * H + c0 + j] : T(0)) + r[j] * mh[j];
+      ker.activation(a.activation, hh, hh, nc);
+      if (a.extra) std::memcpy(a.extra + (p * B + b) * H + c0, mh, nc * sizeof(T));
+      gru_update(z, hh, h_prev + row, h_next + row, nc);
+      if (out) std::memcpy(out, h_next + row, nc * sizeof(T));
+    }
+  });
+}
+
+template <class T>
+void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<T>& pingpong) {
+  const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
+  const Kernels<T>& ker = kernels<T>();
+  auto state = [&](index_t p) -> T* {
+    return a.states ? a.states + p * B * H : pingpong.data() + (p & 1) * B * H;
+  };
+  const int nt = recurrent_threads(2.0 * B * GH * (H + I), H, ker.nr);
+  PackedB<T> kernel_p, rec_zr, rec_h;
+  packed_b_prepare(kernel_p, I, H, 3);
+  packed_b_prepare(rec_zr, H, H, 2);
+  packed_b_prepare(rec_h, H, H, 1);
+  const index_t chunk = a.gates ? T_ : std::max<index_t>(1, std::min<index_t>(T_, (512 + B - 1) / B));
+  Buffer<T> scratch(a.gates ? 1 : chunk * B * GH);
+  Buffer<T> rh_step(a.extra ? 1 : B * H), rec(B * H);
+  T* pre_all = a.gates ? a.gates : scratch.data();
+  const MatView<const T> kernel_v = row_major(a.kernel, I, GH, GH);
+  const MatView<const T> rec_zr_v = row_major(a.recurrent_kernel, H, 2 * H, GH);
+  const MatView<const T> rec_h_v = row_major(a.recurrent_kernel + 2 * H, H, H, GH);
+
+  parallel(nt, [&](int tid, int n_threads) {
+    packed_b_fill(kernel_p, kernel_v, tid, n_threads);
+    packed_b_fill(rec_zr, rec_zr_v, tid, n_threads);
+    packed_b_fill(rec_h, rec_h_v, tid, n_threads);
+    barrier();
+    const UnitSplit u = split_units(rec_h, H, tid, n_threads);
+    const index_t c0 = u.c0, nc = u.c1 - u.c0;
+    T* a_work = packed_a_workspace<T>();
+    for (index_t p0 = 0; p0 < T_; p0 += chunk) {
+      const index_t steps = std::min(chunk, T_ - p0);
+      T* pre_chunk = a.gates ? pre_all + p0 * B * GH : pre_all;
+      gemm_packed(sequence_rows(a.x, B, T_, I, p0, steps, a.go_backwards), kernel_p, u.q0, u.q1,
+                  row_major(pre_chunk, steps * B, GH, GH), false, a_work);
+      for (index_t p = p0; p < p0 + steps; ++p) {
+        T* pre = pre_chunk + (p - p0) * B * GH;
+        const T* h_prev = state(p);
+        T* h_next = state(p + 1);
+        T* rh = a.extra ? a.extra + p * B * H : rh_step.data();
+        // 1. z, r and rh = r * h_{t-1}
+        gemm_packed(row_major<const T>(h_prev, B, H, H), rec_zr, u.q0, u.q1, row_major(pre, B, GH, GH),
+                    true, a_work);
+        for (index_t b = 0; b < B && nc > 0; ++b) {
+          for (int g = 0; g < 2; ++g) {
+            T* zg = pre + b * GH + g * H + c0;
+            if (a.bias)
+              for (index_t j = 0; j < nc; ++j) zg[j] += a.bias[g * H + c0 + j];
+            ker.activation(a.recurrent_activation, zg, zg, nc);
+          }
+          const T* r = pre + b * GH + H + c0;
+          for (index_t j = 0; j < nc; ++j) rh[b * H + c0 + j] = r[j] * h_prev[b * H + c0 + j];
+        }
+        barrier();
+        // 2. hh = act(xh + bias_h + rh @ R_h), h_t
+        gemm_packed(row_major<const T>(rh, B, H, H), rec_h, u.q0, u.q1, row_major(rec.data(), B, H, H),
+                    false, a_work);
+        for (index_t b = 0; b < B && nc > 0; ++b) {
+          const index_t row = b * H + c0;
+          T* out = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
+          if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
+            std::memcpy(h_next + row, h_prev + row, nc * sizeof(T));
+            if (out) std::memset(out, 0, nc * sizeof(T));
+            continue;
+          }
+          T* hh = pre + b * GH + 2 * H + c0;
+          const T* rc = rec.data() + row;
+          for (index_t j = 0; j < nc; ++j) hh[j] += rc[j] + (a.bias ? a.bias[2 * H + c0 + j] : T(0));
+          ker.activation(a.activation, hh, hh, nc);
+          gru_update(pre + b * GH + c0, hh, h_prev + row, h_next + row, nc);
+          if (out) std::memcpy(out, h_next + row, nc * sizeof(T));
+        }
+        barrier();
+      }
+    }
+  });
+}
+
+}  // namespace
+
+template <class T>
+void gru_forward(const GruForward<T>& a) {
+  const SeqShape s{a.batch, a.steps, a.input_size, a.units, 3};
+  const index_t B = s.B, H = s.H;
+  if (B == 0) return;
+  Buffer<T> pingpong(a.states ? 1 : 2 * B * H);
+  T* state0 = a.states ? a.states : pingpong.data();
+  if (a.h0)
+    std::memcpy(state0, a.h0, B * H * sizeof(T));
+  else
+    std::memset(state0, 0, B * H * sizeof(T));
+  if (a.reset_after)
+    gru_forward_reset_after(a, s, pingpong);
+  else
+    gru_forward_reset_before(a, s, pingpong);
+  const T* last = a.states ? a.states + s.T * B * H : pingpong.data() + (s.T & 1) * B * H;
+  std::memcpy(a.h_last, last, B * H * sizeof(T));
+}
+
+template void gru_forward<float>(const GruForward<float>&);
+template void gru_forward<double>(const GruForward<double>&);
+
+}  // namespace rnnkit
