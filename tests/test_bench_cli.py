@@ -108,3 +108,20 @@ def test_torch_column_from_subprocess(tmp_path, capsys):
     assert report["environment"]["torch"]
     (row,) = report["rows"]
     assert row["torch_ms"] > 0 and row["torch_gflops"] > 0
+
+
+def test_failing_torch_subprocess_leaves_column_empty(monkeypatch, capsys):
+    """A PyTorch subprocess that crashes is reported in the footer; the rest of the table stands."""
+    monkeypatch.setattr(bench, "torch_available", lambda: True)
+
+    def crashed(cmd, **kwargs):
+        assert cmd[1:3] == ["-m", "rnnkit._bench_torch"]
+        return bench.subprocess.CompletedProcess(cmd, 1, stdout="", stderr="RuntimeError: boom\n")
+
+    monkeypatch.setattr(bench.subprocess, "run", crashed)
+    code, captured = _run(["--sizes", "seed-tiny", "--mode", "fwd", "--no-layer", "--repeat", "1",
+                           "--min-time", "0"], capsys)
+    assert code == 0, captured.err + captured.out
+    row = next(line.split() for line in captured.out.splitlines() if line.startswith("simple_rnn"))
+    assert row[9] == "-"
+    assert "torch: PyTorch subprocess exited with 1: RuntimeError: boom" in captured.out

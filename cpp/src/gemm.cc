@@ -83,7 +83,8 @@ Buffer<T>& thread_buffer(int which) {
   return bufs[which];
 }
 
-// One thread's serial BLIS loop nest over C[m0:m1, n0:n1].
+// One thread's serial loop nest over C[m0:m1, n0:n1]:
+//   for ic (mc rows): for pc (kc): pack A block; for jc (nc cols): pack B block (L2); macro kernel
 template <class T>
 void gemm_block(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c,
                 bool accumulate, index_t m0, index_t m1, index_t n0, index_t n1) {
@@ -102,15 +103,15 @@ void gemm_block(const MatView<const T>& a, const MatView<const T>& b, const MatV
   Buffer<T>& bbuf = thread_buffer<T>(1);
   abuf.resize(mc_max * KC);
   bbuf.resize(nc_max * KC);
-  for (index_t jc = n0; jc < n1; jc += NC) {
-    const index_t nc = std::min(NC, n1 - jc);
+  for (index_t ic = m0; ic < m1; ic += MC) {
+    const index_t mc = std::min(MC, m1 - ic);
     for (index_t pc = 0; pc < K; pc += KC) {
       const index_t kc = std::min(KC, K - pc);
-      pack_b(b, pc, kc, jc, nc, ker.nr, bbuf.data());
       const bool acc = accumulate || pc > 0;
-      for (index_t ic = m0; ic < m1; ic += MC) {
-        const index_t mc = std::min(MC, m1 - ic);
-        pack_a(a, ic, mc, pc, kc, ker.mr, abuf.data());
+      pack_a(a, ic, mc, pc, kc, ker.mr, abuf.data());
+      for (index_t jc = n0; jc < n1; jc += NC) {
+        const index_t nc = std::min(NC, n1 - jc);
+        pack_b(b, pc, kc, jc, nc, ker.nr, bbuf.data());
         ker.macro(mc, nc, kc, abuf.data(), bbuf.data(), kc * ker.nr, c, ic, jc, acc);
       }
     }
@@ -146,7 +147,7 @@ void packed_b_fill(PackedB<T>& pb, const MatView<const T>& b, int tid, int nt) {
 
 template <class T>
 index_t packed_a_size() {
-  return (Blocking<T>::mc + 32) * Blocking<T>::kc;
+  return (Blocking<T>::mc + 32) * Blocking<T>::kc;  // mc rows rounded up to a whole micro-panel
 }
 
 template <class T>
@@ -160,6 +161,7 @@ void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, ind
                  const MatView<T>& c, bool accumulate, T* a_work) {
   const Kernels<T>& ker = kernels<T>();
   const index_t M = a.nrows(), MC = Blocking<T>::mc;
+  const index_t panels_per_block = std::max<index_t>(1, Blocking<T>::nc / b.nr);
   if (q1 <= q0 || M == 0) return;
   const index_t nkb = b.num_kblocks();
   if (nkb == 0) {
@@ -171,17 +173,20 @@ void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, ind
       }
     return;
   }
-  for (index_t kb = 0; kb < nkb; ++kb) {
-    const index_t kc = b.kblock_len(kb);
-    const bool acc = accumulate || kb > 0;
-    for (index_t ic = 0; ic < M; ic += MC) {
-      const index_t mc = std::min(MC, M - ic);
+  for (index_t ic = 0; ic < M; ic += MC) {
+    const index_t mc = std::min(MC, M - ic);
+    for (index_t kb = 0; kb < nkb; ++kb) {
+      const index_t kc = b.kblock_len(kb);
+      const bool acc = accumulate || kb > 0;
       pack_a(a, ic, mc, kb * b.kc, kc, ker.mr, a_work);
-      for (index_t g = 0; g < b.groups; ++g) {
-        const index_t c0 = q0 * b.nr, c1 = std::min(b.group_n, q1 * b.nr);
-        ker.macro(mc, c1 - c0, kc, a_work, b.panel(kb, g, q0), kc * b.nr, c, ic,
-                  g * b.group_n + c0, acc);
-      }
+      for (index_t g = 0; g < b.groups; ++g)
+        for (index_t qb = q0; qb < q1; qb += panels_per_block) {  // an L2-sized block of panels
+          const index_t qe = std::min(q1, qb + panels_per_block);
+          const index_t c0 = qb * b.nr, c1 = std::min(b.group_n, qe * b.nr);
+          if (c1 <= c0) break;
+          ker.macro(mc, c1 - c0, kc, a_work, b.panel(kb, g, qb), kc * b.nr, c, ic,
+                    g * b.group_n + c0, acc);
+        }
     }
   }
 }

@@ -1,13 +1,27 @@
 #include "rnnkit/sequence.h"
 
+#include <cstdlib>
+
 #include "rnnkit/threading.h"
 
 namespace rnnkit {
 
+namespace {
+// Per-step work below which a recurrence runs serially: a barrier per step costs ~1 µs with hot
+// threads, and the second core only pays off once a step is several µs of GEMM.
+// RNNKIT_PARALLEL_MIN_FLOPS overrides it (for tuning on other machines).
+double parallel_min_flops() {
+  static const double v = [] {
+    const char* env = std::getenv("RNNKIT_PARALLEL_MIN_FLOPS");
+    return env && *env ? std::atof(env) : 1.0e6;
+  }();
+  return v;
+}
+}  // namespace
+
 int recurrent_threads(double step_flops, index_t units, int nr) {
   int nt = get_num_threads();
-  // One barrier per step costs ~1 µs with hot threads; 2 threads pay off from ~0.2 MFLOP a step.
-  if (step_flops < 2.0e5) return 1;
+  if (step_flops < parallel_min_flops()) return 1;
   const index_t panels = (units + nr - 1) / nr;
   if (panels < nt) nt = static_cast<int>(panels > 0 ? panels : 1);
   return nt;

@@ -19,24 +19,30 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
     empty_sequence_gradients(s, a.d_h_last, a.dx, a.d_kernel, a.d_recurrent_kernel, a.d_bias, H, a.d_h0);
     return;
   }
+  const Kernels<T>& ker = kernels<T>();
   Buffer<T> dz(T_ * B * H);  // dZ: (T, B, H) time-major, processing order
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dz.data(),
     // 1. dZ_p = (dh_p + d_outputs_p) * act'(h_p) on valid rows, zero on masked rows
     [&](index_t p, const T* dh_p, index_t c0, index_t c1) {
+      const index_t nc = c1 - c0;
       const T* h = a.states + (p + 1) * B * H;
       T* z = dz.data() + p * B * H;
-      for (index_t b = 0; b < B; ++b) {
-        T* zr = z + b * H;
-        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
-          std::fill(zr + c0, zr + c1, T(0));
-          continue;
-        }
-        const T* g = dh_p + b * H;
-        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H : nullptr;
-        const T* hr = h + b * H;
-        for (index_t j = c0; j < c1; ++j)
-          zr[j] = (g[j] + (dout ? dout[j] : T(0))) * activation_grad_from_output(a.activation, hr[j]);
+      for (index_t b = 0; b < B; ++b) {  // stage g = dh_p + d_outputs_p (zero on masked rows)
+        T* zr = z + b * H + c0;
+        const T* g = dh_p + b * H + c0;
+        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards))
+          std::fill(zr, zr + nc, T(0));
+        else if (dout)
+          for (index_t j = 0; j < nc; ++j) zr[j] = g[j] + dout[j];
+        else
+          std::memcpy(zr, g, nc * sizeof(T));
       }
+      if (nc == H)  // every unit: one vector pass over the contiguous (B, H) block
+        ker.activation_grad(a.activation, h, z, z, B * H);
+      else
+        for (index_t b = 0; b < B; ++b)
+          ker.activation_grad(a.activation, h + b * H + c0, z + b * H + c0, z + b * H + c0, nc);
     },
     // 2. masked rows pass dh_p through unchanged
     [&](index_t p, T* dh_prev, const T* dh_p, index_t c0, index_t c1) {

@@ -32,17 +32,17 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
     const index_t t = time_index(p, T_, a.go_backwards), nc = c1 - c0;
     const T* h_prev = state(p);
     T* h_next = state(p + 1);
+    if (a.bias)
+      for (index_t b = 0; b < B; ++b)
+        for (index_t j = 0; j < nc; ++j) pre[b * H + c0 + j] += a.bias[c0 + j];
+    if (nc == H)  // one thread owns every unit: rows are contiguous, one vector pass
+      ker.activation(a.activation, pre, h_next, B * H);
+    else
+      for (index_t b = 0; b < B; ++b) ker.activation(a.activation, pre + b * H + c0, h_next + b * H + c0, nc);
     for (index_t b = 0; b < B; ++b) {
-      T* z = pre + b * H + c0;
       T* h = h_next + b * H + c0;
       const bool valid = !a.mask || a.mask[b * T_ + t];
-      if (valid) {
-        if (a.bias)
-          for (index_t j = 0; j < nc; ++j) z[j] += a.bias[c0 + j];
-        ker.activation(a.activation, z, h, nc);
-      } else {
-        std::memcpy(h, h_prev + b * H + c0, nc * sizeof(T));
-      }
+      if (!valid) std::memcpy(h, h_prev + b * H + c0, nc * sizeof(T));
       if (a.outputs) {
         T* o = a.outputs + (b * T_ + p) * H + c0;
         if (valid)

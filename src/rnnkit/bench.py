@@ -703,7 +703,8 @@ def main(argv=None) -> int:
     env["other_cpu_load"] = contention.stop()
     if env["other_cpu_load"] is not None and env["other_cpu_load"] > 0.10:
         footer.insert(0, f"WARNING: other processes used {100 * env['other_cpu_load']:.0f}% of the CPU time "
-                         "during this run; timings are unreliable (rerun on a quiet machine)")
+                         "during this run; timings are unreliable, multi-threaded ones especially (rerun on a quiet "
+                         "machine; --threads 1 suffers least)")
 
     print(_describe_environment(env))
     print(format_table(rows))

@@ -68,6 +68,9 @@ class EarlyStopping(Callback):
     patience: epochs without improvement after which training stops.
     mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy-like names, min otherwise).
     restore_best_weights: at the end of training, put back the weights of the best epoch.
+
+    Unlike Keras, which only warns, a monitored key missing from the epoch logs (e.g. "val_loss"
+    without validation data) is a ValueError: the callback could never stop training.
     """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",

@@ -45,6 +45,7 @@ from . import losses as losses_module
 from . import optimizers as optimizers_module
 from ._validation import canonical_mask, check_positive_int, lengths_to_mask
 from .layers.base import Layer, _unique_name, get_layer_class
+from .layers.core import Dense
 
 __all__ = ["Sequential", "load_model"]
 
@@ -444,10 +445,10 @@ class Sequential:
                                f"model.compile(optimizer=..., loss=...)")
 
     def _uses_fused_softmax(self):
+        """True when the last layer is Dense(softmax) and the loss a probability cross-entropy."""
         last = self._layers[-1]
-        return (self._logits_loss is not None and getattr(last, "activation", None) is not None
-                and getattr(last.activation, "name", None) == "softmax"
-                and callable(getattr(last, "backward", None)) and hasattr(last, "logits"))
+        return (self._logits_loss is not None and isinstance(last, Dense)
+                and last.activation.name == "softmax")
 
     def _metric_functions(self, y_true, y_pred):
         for i, name in enumerate(self.metrics_names_requested):
@@ -539,7 +540,9 @@ class Sequential:
             epochs: number of passes (>= 0).
             batch_size: B, rows per optimizer step (the last batch of an epoch may be smaller).
             validation_data: (x_val, y_val) or (x_val, y_val, sample_weight_val), evaluated after
-                each epoch (takes precedence over validation_split, as in Keras).
+                each epoch (takes precedence over validation_split, as in Keras). It carries no
+                lengths/mask: padded validation data needs a Masking or Embedding(mask_zero) layer,
+                or validation_split.
             validation_split: fraction in [0, 1) of the samples held out for validation: the *last*
                 ones, before shuffling (Keras); their lengths/mask/sample_weight go with them.
             shuffle: reshuffle the training samples before each epoch.

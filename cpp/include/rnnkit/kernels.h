@@ -23,6 +23,8 @@ struct Kernels {
 
   // y[0:n] = act(x[0:n]); y may alias x. Vectorised; tanh/sigmoid within 4 ulp (float32).
   void (*activation)(Activation act, const T* x, T* y, index_t n);
+  // dz[0:n] = g[0:n] * act'(z), written through the activation's output y = act(z).
+  void (*activation_grad)(Activation act, const T* y, const T* g, T* dz, index_t n);
   // y[0:n] = exp(x[0:n]) (vectorised, used by tests and softmax-free paths).
   void (*exp)(const T* x, T* y, index_t n);
 
