@@ -14,21 +14,11 @@
 namespace rnnkit {
 namespace {
 
-// dz, dhh on one row segment; returns nothing, writes dgx's z and h blocks.
-template <class T>
-void gru_update_backward(Activation act, Activation ract, const T* dh, const T* dout, const T* z,
-                         const T* hh, const T* h_prev, T* dz, T* dhh, index_t n) {
-  for (index_t j = 0; j < n; ++j) {
-    const T g = dh[j] + (dout ? dout[j] : T(0));
-    dz[j] = g * (h_prev[j] - hh[j]) * activation_grad_from_output(ract, z[j]);
-    dhh[j] = g * (T(1) - z[j]) * activation_grad_from_output(act, hh[j]);
-  }
-}
-
 template <class T>
 void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx, T* dgm) {
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   const Activation act = a.activation, ract = a.recurrent_activation;
+  const Kernels<T>& ker = kernels<T>();
   auto dout_row = [&](index_t b, index_t p, index_t c0) {
     return a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
   };
@@ -45,19 +35,12 @@ void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx
           }
           continue;
         }
-        const T* g3 = a.gates + (p * B + b) * GH;
-        const T *z = g3 + c0, *r = g3 + H + c0, *hh = g3 + 2 * H + c0;
-        const T* mh = a.extra + (p * B + b) * H + c0;
-        T *dz = dx3 + c0, *dr = dx3 + H + c0, *dhh = dx3 + 2 * H + c0;
-        gru_update_backward(act, ract, dh_p + b * H + c0, dout_row(b, p, c0), z, hh,
-                            a.states + (p * B + b) * H + c0, dz, dhh, nc);
-        T *mz = dm3 + c0, *mr = dm3 + H + c0, *mhh = dm3 + 2 * H + c0;
-        for (index_t j = 0; j < nc; ++j) {
-          dr[j] = dhh[j] * mh[j] * activation_grad_from_output(ract, r[j]);
-          mz[j] = dz[j];
-          mr[j] = dr[j];
-          mhh[j] = dhh[j] * r[j];
-        }
+        const T* g3 = a.gates + (p * B + b) * GH + c0;
+        ker.gru_backward_update(act, ract, nc, g3, g3 + H, g3 + 2 * H, a.states + (p * B + b) * H + c0,
+                                a.extra + (p * B + b) * H + c0, dh_p + b * H + c0, dout_row(b, p, c0),
+                                dx3 + c0, dx3 + 2 * H + c0, dx3 + H + c0, dm3 + 2 * H + c0);
+        std::memcpy(dm3 + c0, dx3 + c0, nc * sizeof(T));          // dz
+        std::memcpy(dm3 + H + c0, dx3 + H + c0, nc * sizeof(T));  // dr
       }
     },
     [&](index_t p, T* dh_prev, const T* dh_p, index_t c0, index_t c1) {
@@ -107,10 +90,11 @@ void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg
           for (int g = 0; g < 3; ++g) std::memset(d3 + g * H + c0, 0, nc * sizeof(T));
           continue;
         }
-        const T* g3 = a.gates + (p * B + b) * GH;
-        gru_update_backward(act, ract, dh_p + b * H + c0,
-                            a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr, g3 + c0,
-                            g3 + 2 * H + c0, a.states + (p * B + b) * H + c0, d3 + c0, d3 + 2 * H + c0, nc);
+        const T* g3 = a.gates + (p * B + b) * GH + c0;
+        ker.gru_backward_update(act, ract, nc, g3, g3 + H, g3 + 2 * H, a.states + (p * B + b) * H + c0,
+                                nullptr, dh_p + b * H + c0,
+                                a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr, d3 + c0,
+                                d3 + 2 * H + c0, nullptr, nullptr);
       }
     };
     if (nc > 0) pointwise(T_ - 1, dh_cur);

@@ -4,7 +4,6 @@
 //   di = dc * g * ract'(i);   dg = dc * i * act'(g);  df = dc * c_{t-1} * ract'(f);  dc_carry = dc * f
 // Masked rows: zero gate gradients, dh and dc_carry pass through.
 #include <cstring>
-#include <vector>
 
 #include "rnnkit/lstm.h"
 #include "rnnkit/recurrent.h"
@@ -30,8 +29,6 @@ void lstm_backward(const LstmBackward<T>& a) {
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dg.data(),
     [&](index_t p, const T* dh_p, index_t c0, index_t c1) {
       const index_t nc = c1 - c0;
-      static thread_local std::vector<T> tc;  // act(c_t) for one row segment (sized once)
-      if (static_cast<index_t>(tc.size()) < nc) tc.resize(nc);
       for (index_t b = 0; b < B; ++b) {
         T* d = dg.data() + (p * B + b) * GH;
         if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
@@ -39,24 +36,11 @@ void lstm_backward(const LstmBackward<T>& a) {
           continue;
         }
         const index_t row = b * H + c0;
-        const T* gates = a.gates + (p * B + b) * GH;
-        const T *i = gates + c0, *f = gates + H + c0, *gg = gates + 2 * H + c0, *o = gates + 3 * H + c0;
-        const T* c = a.c_states + (p + 1) * B * H + row;
-        const T* c_prev = a.c_states + p * B * H + row;
-        const T* dh = dh_p + row;
-        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
-        ker.activation(act, c, tc.data(), nc);
-        T *di = d + c0, *df = d + H + c0, *dgg = d + 2 * H + c0, *dO = d + 3 * H + c0;
-        T* dcr = dc + row;
-        for (index_t j = 0; j < nc; ++j) {
-          const T dhj = dh[j] + (dout ? dout[j] : T(0));
-          dO[j] = dhj * tc[j] * activation_grad_from_output(ract, o[j]);
-          const T dct = dcr[j] + dhj * o[j] * activation_grad_from_output(act, tc[j]);
-          di[j] = dct * gg[j] * activation_grad_from_output(ract, i[j]);
-          dgg[j] = dct * i[j] * activation_grad_from_output(act, gg[j]);
-          df[j] = dct * c_prev[j] * activation_grad_from_output(ract, f[j]);
-          dcr[j] = dct * f[j];
-        }
+        const T* gates = a.gates + (p * B + b) * GH + c0;
+        ker.lstm_backward_update(act, ract, nc, gates, gates + H, gates + 2 * H, gates + 3 * H,
+                                 a.c_states + (p + 1) * B * H + row, a.c_states + p * B * H + row,
+                                 dh_p + row, a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr,
+                                 dc + row, d + c0, d + H + c0, d + 2 * H + c0, d + 3 * H + c0);
       }
     },
     [&](index_t p, T* dh_prev, const T* dh_p, index_t c0, index_t c1) {

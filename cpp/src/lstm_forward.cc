@@ -50,12 +50,9 @@ void lstm_forward(const LstmForward<T>& a) {
           for (index_t j = 0; j < nc; ++j) zg[j] += a.bias[g * H + c0 + j];
         ker.activation(g == 2 ? a.activation : a.recurrent_activation, zg, zg, nc);
       }
-      const T *i = z + c0, *f = z + H + c0, *gg = z + 2 * H + c0, *o = z + 3 * H + c0;
-      T* c = c_next + row;
       T* h = h_next + row;
-      for (index_t j = 0; j < nc; ++j) c[j] = f[j] * c_prev[row + j] + i[j] * gg[j];
-      ker.activation(a.activation, c, h, nc);
-      for (index_t j = 0; j < nc; ++j) h[j] *= o[j];
+      ker.lstm_forward_update(a.activation, nc, z + c0, z + H + c0, z + 2 * H + c0, z + 3 * H + c0,
+                              c_prev + row, c_next + row, h);
       if (a.outputs) std::memcpy(a.outputs + (b * T_ + p) * H + c0, h, nc * sizeof(T));
     }
   });

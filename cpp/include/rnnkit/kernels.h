@@ -25,6 +25,15 @@ struct Kernels {
   void (*activation)(Activation act, const T* x, T* y, index_t n);
   // dz[0:n] = g[0:n] * act'(z), written through the activation's output y = act(z).
   void (*activation_grad)(Activation act, const T* y, const T* g, T* dz, index_t n);
+  // Cell post-GEMM kernels on one row segment of n units (formulas in isa_kernels.inc).
+  void (*lstm_forward_update)(Activation act, index_t n, const T* i, const T* f, const T* g,
+                              const T* o, const T* c_prev, T* c, T* h);
+  void (*lstm_backward_update)(Activation act, Activation ract, index_t n, const T* i, const T* f,
+                               const T* g, const T* o, const T* c, const T* c_prev, const T* dh,
+                               const T* dout, T* dc, T* di, T* df, T* dg, T* d_o);
+  void (*gru_backward_update)(Activation act, Activation ract, index_t n, const T* z, const T* r,
+                              const T* hh, const T* h_prev, const T* mh, const T* dh, const T* dout,
+                              T* dz, T* dhh, T* dr, T* dhh_r);
   // y[0:n] = exp(x[0:n]) (vectorised, used by tests and softmax-free paths).
   void (*exp)(const T* x, T* y, index_t n);
 
