@@ -192,6 +192,59 @@ void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, ind
 }
 
 template <class T>
+void packed_a_prepare(PackedA<T>& pa, index_t m, index_t k, index_t kc) {
+  const Kernels<T>& ker = kernels<T>();
+  pa.m = m;
+  pa.k = k;
+  pa.mr = ker.mr;
+  pa.kc = kc;
+  pa.m_pad = ((m + ker.mr - 1) / ker.mr) * ker.mr;
+  pa.buf.resize(std::max<index_t>(1, pa.m_pad * k));
+  // rows past m stay zero for the whole sequence
+  if (pa.m_pad > m) std::memset(pa.buf.data(), 0, pa.m_pad * k * sizeof(T));
+}
+
+template <class T>
+void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0, index_t k1) {
+  const index_t mr = pa.mr;
+  for (index_t k = k0; k < k1;) {
+    const index_t kb = k / pa.kc, kb_end = std::min(k1, (kb + 1) * pa.kc);
+    const index_t kc_b = std::min(pa.kc, pa.k - kb * pa.kc);
+    T* blk = pa.block(kb);
+    for (index_t i = 0; i < pa.m; ++i) {
+      const T* src = a.data + a.rows.offset(i);
+      T* dst = blk + (i / mr) * mr * kc_b + (i % mr);
+      for (index_t kk = k; kk < kb_end; ++kk) dst[(kk - kb * pa.kc) * mr] = src[a.cols.offset(kk)];
+    }
+    k = kb_end;
+  }
+}
+
+template <class T>
+void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
+                    const MatView<T>& c, bool accumulate) {
+  const Kernels<T>& ker = kernels<T>();
+  const index_t M = a.m, MC = Blocking<T>::mc;
+  const index_t panels_per_block = std::max<index_t>(1, Blocking<T>::nc / b.nr);
+  if (q1 <= q0 || M == 0) return;
+  for (index_t ic = 0; ic < M; ic += MC) {
+    const index_t mc = std::min(MC, M - ic);
+    for (index_t kb = 0; kb < b.num_kblocks(); ++kb) {
+      const index_t kc = b.kblock_len(kb);
+      const bool acc = accumulate || kb > 0;
+      const T* ablk = a.block(kb) + (ic / ker.mr) * ker.mr * kc;
+      for (index_t g = 0; g < b.groups; ++g)
+        for (index_t qb = q0; qb < q1; qb += panels_per_block) {
+          const index_t qe = std::min(q1, qb + panels_per_block);
+          const index_t c0 = qb * b.nr, c1 = std::min(b.group_n, qe * b.nr);
+          if (c1 <= c0) break;
+          ker.macro(mc, c1 - c0, kc, ablk, b.panel(kb, g, qb), kc * b.nr, c, ic, g * b.group_n + c0, acc);
+        }
+    }
+  }
+}
+
+template <class T>
 void gemm_team(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c,
                bool accumulate, int tid, int nt) {
   const Kernels<T>& ker = kernels<T>();
@@ -229,6 +282,10 @@ void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatV
   template void packed_b_fill<T>(PackedB<T>&, const MatView<const T>&, int, int);                \
   template index_t packed_a_size<T>();                                                            \
   template T* packed_a_workspace<T>();                                                            \
+  template void packed_a_prepare<T>(PackedA<T>&, index_t, index_t, index_t);                      \
+  template void packed_a_fill_columns<T>(PackedA<T>&, const MatView<const T>&, index_t, index_t); \
+  template void gemm_prepacked<T>(const PackedA<T>&, const PackedB<T>&, index_t, index_t,         \
+                                  const MatView<T>&, bool);                                       \
   template void gemm_packed<T>(const MatView<const T>&, const PackedB<T>&, index_t, index_t,      \
                                const MatView<T>&, bool, T*);                                      \
   template void gemm_team<T>(const MatView<const T>&, const MatView<const T>&, const MatView<T>&, \

@@ -53,6 +53,25 @@ index_t packed_a_size();
 template <class T>
 T* packed_a_workspace();
 
+// A (M x K) in the micro-kernel's panel layout for K blocks of `kc` (the kc of the PackedB it will
+// meet), so a recurrence can pack each new state once, column slice by column slice, as the
+// threads produce it, instead of every thread repacking the whole state before every step.
+template <class T>
+struct PackedA {
+  Buffer<T> buf;
+  index_t m = 0, k = 0, m_pad = 0, mr = 0, kc = 0;
+  T* block(index_t kb) const { return buf.data() + kb * kc * m_pad; }
+};
+template <class T>
+void packed_a_prepare(PackedA<T>& pa, index_t m, index_t k, index_t kc);
+// Packs columns [k0, k1) of A (pa.m x pa.k) into pa (other columns untouched).
+template <class T>
+void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0, index_t k1);
+// Like gemm_packed, with A already packed.
+template <class T>
+void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
+                    const MatView<T>& c, bool accumulate);
+
 // Splits [0, n) into nt contiguous ranges of whole units (units of `unit` elements); thread tid's.
 void split_range(index_t n, index_t unit, int tid, int nt, index_t* begin, index_t* end);
 

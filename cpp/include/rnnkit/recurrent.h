@@ -60,6 +60,8 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
   const index_t chunk = keep_all ? T_ : std::max<index_t>(1, std::min<index_t>(T_, (512 + B - 1) / B));
   Buffer<T> scratch(keep_all ? 1 : chunk * B * GH);
   Buffer<T> rec(separate ? B * GH : 1);
+  PackedA<T> state_p[2];  // h_{t-1} packed for the iteration GEMM (ping-pong)
+  for (auto& sp : state_p) packed_a_prepare(sp, B, H, recurrent_p.kc);
   T* pre_all = keep_all ? keep_all : scratch.data();
   const MatView<const T> kernel_v = row_major(kernel, I, GH, GH);
   const MatView<const T> recurrent_v = row_major(recurrent_kernel, H, GH, GH);
@@ -70,6 +72,12 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
     barrier();
     const UnitSplit u = split_units(recurrent_p, H, tid, n_threads);
     T* a_work = packed_a_workspace<T>();
+    // each thread packs the units it owns, right after producing them
+    auto pack_state = [&](index_t p) {
+      packed_a_fill_columns(state_p[p & 1], row_major<const T>(h_prev(p), B, H, H), u.c0, u.c1);
+    };
+    pack_state(0);
+    barrier();
     for (index_t p0 = 0; p0 < T_; p0 += chunk) {
       const index_t steps = std::min(chunk, T_ - p0);
       T* pre_chunk = keep_all ? pre_all + p0 * B * GH : pre_all;
@@ -80,10 +88,10 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
         T* pre = pre_chunk + (p - p0) * B * GH;
         T* target = separate ? rec.data() : pre;
         // 3. iteration GEMM
-        gemm_packed(row_major<const T>(h_prev(p), B, H, H), recurrent_p, u.q0, u.q1,
-                    row_major(target, B, GH, GH), !separate, a_work);
-        // 4. post-GEMM
+        gemm_prepacked(state_p[p & 1], recurrent_p, u.q0, u.q1, row_major(target, B, GH, GH), !separate);
+        // 4. post-GEMM, then pack this thread's units of h_t for the next step
         if (u.c1 > u.c0) step(p, pre, separate ? rec.data() : nullptr, u.c0, u.c1);
+        if (p + 1 < T_) pack_state(p + 1);
         barrier();  // 5.
       }
     }
@@ -104,25 +112,33 @@ void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_las
   packed_b_prepare(recurrent_t, GH, H, 1);
   Buffer<T> dh(2 * B * H);
   const MatView<const T> recurrent_tv = row_major(recurrent_kernel, H, GH, GH).t();
+  PackedA<T> dg_p[2];  // dG_t packed for the iteration GEMM (ping-pong)
+  for (auto& dp : dg_p) packed_a_prepare(dp, B, GH, recurrent_t.kc);
 
   parallel(nt, [&](int tid, int n_threads) {
     packed_b_fill(recurrent_t, recurrent_tv, tid, n_threads);
     const UnitSplit u = split_units(recurrent_t, H, tid, n_threads);
     const index_t c0 = u.c0, c1 = u.c1;
-    T* a_work = packed_a_workspace<T>();
+    auto pack_dg = [&](index_t p) {  // this thread's units of every gate block of dG_p
+      const MatView<const T> dg_v = row_major(dgm + p * B * GH, B, GH, GH);
+      for (int g = 0; g < s.G; ++g) packed_a_fill_columns(dg_p[p & 1], dg_v, g * H + c0, g * H + c1);
+    };
     T* dh_cur = dh.data();
     T* dh_next = dh.data() + B * H;
     for (index_t b = 0; b < B; ++b)
       for (index_t j = c0; j < c1; ++j) dh_cur[b * H + j] = d_h_last ? d_h_last[b * H + j] : T(0);
     if (c1 > c0) pointwise(T_ - 1, dh_cur, c0, c1);
+    pack_dg(T_ - 1);
     barrier();
     for (index_t p = T_ - 1; p >= 0; --p) {
       // 2. dh_{p-1} = dG_p @ R^T
-      gemm_packed(row_major<const T>(dgm + p * B * GH, B, GH, GH), recurrent_t, u.q0, u.q1,
-                  row_major(dh_next, B, H, H), false, a_work);
+      gemm_prepacked(dg_p[p & 1], recurrent_t, u.q0, u.q1, row_major(dh_next, B, H, H), false);
       if (c1 > c0) {
         after(p, dh_next, dh_cur, c0, c1);
-        if (p > 0) pointwise(p - 1, dh_next, c0, c1);  // 1. for the next step
+        if (p > 0) {  // 1. for the next step
+          pointwise(p - 1, dh_next, c0, c1);
+          pack_dg(p - 1);
+        }
       }
       std::swap(dh_cur, dh_next);
       barrier();  // 3.
