@@ -32,6 +32,8 @@ void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T
     const index_t nc = c1 - c0;
     const T* h_prev = state(p);
     T* h_next = state(p + 1);
+    // without a training cache mh is written back over the recurrent product (not needed later)
+    auto m3_scratch = [&](index_t b) { return rec + b * GH + 2 * H + c0; };
     for (index_t b = 0; b < B; ++b) {
       const index_t row = b * H + c0;
       T* out = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
@@ -40,25 +42,15 @@ void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T
         if (out) std::memset(out, 0, nc * sizeof(T));
         continue;
       }
-      T* x3 = pre + b * GH;        // xz | xr | xh, becomes z | r | hh (the training cache)
-      T* m3 = rec + b * GH;        // mz | mr | mh
-      T* z = x3 + c0;
-      T* r = x3 + H + c0;
-      T* hh = x3 + 2 * H + c0;
-      T* mh = m3 + 2 * H + c0;
-      for (int g = 0; g < 2; ++g) {
-        T* xg = x3 + g * H + c0;
-        const T* mg = m3 + g * H + c0;
-        for (index_t j = 0; j < nc; ++j)
-          xg[j] += mg[j] + (b_in ? b_in[g * H + c0 + j] + b_rec[g * H + c0 + j] : T(0));
-        ker.activation(a.recurrent_activation, xg, xg, nc);
-      }
-      if (b_rec)
-        for (index_t j = 0; j < nc; ++j) mh[j] += b_rec[2 * H + c0 + j];
-      for (index_t j = 0; j < nc; ++j) hh[j] += (b_in ? b_in[2 * H + c0 + j] : T(0)) + r[j] * mh[j];
-      ker.activation(a.activation, hh, hh, nc);
-      if (a.extra) std::memcpy(a.extra + (p * B + b) * H + c0, mh, nc * sizeof(T));
-      gru_update(z, hh, h_prev + row, h_next + row, nc);
+      T* x3 = pre + b * GH + c0;  // xz | xr | xh, becomes z | r | hh (the training cache)
+      const T* m3 = rec + b * GH + c0;  // mz | mr | mh
+      const T* bx = b_in ? b_in + c0 : nullptr;
+      const T* bm = b_rec ? b_rec + c0 : nullptr;
+      T* mh_out = a.extra ? a.extra + (p * B + b) * H + c0 : m3_scratch(b);
+      ker.gru_forward_cell(a.activation, a.recurrent_activation, nc, x3, x3 + H, x3 + 2 * H, m3, m3 + H,
+                           m3 + 2 * H, bx, bx ? bx + H : nullptr, bx ? bx + 2 * H : nullptr, bm,
+                           bm ? bm + H : nullptr, bm ? bm + 2 * H : nullptr, h_prev + row, mh_out,
+                           h_next + row);
       if (out) std::memcpy(out, h_next + row, nc * sizeof(T));
     }
   });

@@ -1,5 +1,6 @@
-// LSTM forward on run_forward (recurrent.h). The post-GEMM turns each row's four gate blocks
-// (this thread's units) into activated gates in place, then updates c and h.
+// LSTM forward on run_forward (recurrent.h). The post-GEMM (one fused vector pass per row,
+// Kernels::lstm_forward_cell) turns the four gate blocks of this thread's units into activated
+// gates in place, then updates c and h.
 #include <cstring>
 
 #include "rnnkit/lstm.h"
@@ -43,16 +44,12 @@ void lstm_forward(const LstmForward<T>& a) {
         if (a.outputs) std::memset(a.outputs + (b * T_ + p) * H + c0, 0, nc * sizeof(T));
         continue;
       }
-      T* z = pre + b * GH;
-      for (int g = 0; g < 4; ++g) {
-        T* zg = z + g * H + c0;
-        if (a.bias)
-          for (index_t j = 0; j < nc; ++j) zg[j] += a.bias[g * H + c0 + j];
-        ker.activation(g == 2 ? a.activation : a.recurrent_activation, zg, zg, nc);
-      }
+      T* z = pre + b * GH + c0;
+      const T* bias = a.bias ? a.bias + c0 : nullptr;
       T* h = h_next + row;
-      ker.lstm_forward_update(a.activation, nc, z + c0, z + H + c0, z + 2 * H + c0, z + 3 * H + c0,
-                              c_prev + row, c_next + row, h);
+      ker.lstm_forward_cell(a.activation, a.recurrent_activation, nc, z, z + H, z + 2 * H, z + 3 * H,
+                            bias, bias ? bias + H : nullptr, bias ? bias + 2 * H : nullptr,
+                            bias ? bias + 3 * H : nullptr, c_prev + row, c_next + row, h);
       if (a.outputs) std::memcpy(a.outputs + (b * T_ + p) * H + c0, h, nc * sizeof(T));
     }
   });

@@ -26,8 +26,13 @@ struct Kernels {
   // dz[0:n] = g[0:n] * act'(z), written through the activation's output y = act(z).
   void (*activation_grad)(Activation act, const T* y, const T* g, T* dz, index_t n);
   // Cell post-GEMM kernels on one row segment of n units (formulas in isa_kernels.inc).
-  void (*lstm_forward_update)(Activation act, index_t n, const T* i, const T* f, const T* g,
-                              const T* o, const T* c_prev, T* c, T* h);
+  void (*lstm_forward_cell)(Activation act, Activation ract, index_t n, T* zi, T* zf, T* zg, T* zo,
+                            const T* bi, const T* bf, const T* bg, const T* bo, const T* c_prev,
+                            T* c, T* h);
+  void (*gru_forward_cell)(Activation act, Activation ract, index_t n, T* xz, T* xr, T* xh,
+                           const T* mz, const T* mr, const T* mh, const T* bxz, const T* bxr,
+                           const T* bxh, const T* bmz, const T* bmr, const T* bmh,
+                           const T* h_prev, T* mh_out, T* h);
   void (*lstm_backward_update)(Activation act, Activation ract, index_t n, const T* i, const T* f,
                                const T* g, const T* o, const T* c, const T* c_prev, const T* dh,
                                const T* dout, T* dc, T* di, T* df, T* dg, T* d_o);
