@@ -69,10 +69,6 @@ const std::uint8_t* mask_ptr(const py::object& a) { return cptr<std::uint8_t>(a)
 
 py::object checked_mask(const py::object& obj, index_t B, index_t T) {
   if (obj.is_none()) return py::none();
-  if (!py::isinstance<py::array>(obj)) throw py::type_error("mask must be a numpy bool array");
-  py::array arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<bool>()))
-    throw py::value_error("mask must have dtype bool, got " + std::string(py::str(arr.dtype())));
   return checked<bool>(obj, "mask", {B, T});
 }
 
@@ -88,6 +84,15 @@ bool is_f64_array(const py::object& o, const char* name) {
                         std::string(py::str(dt)));
 }
 
+// kernel (I, G·H) -> H, checking that the width is a whole number of gate blocks.
+index_t units_of(const py::array& kernel, index_t gates) {
+  const index_t width = kernel.shape(1);
+  if (width % gates != 0 || width == 0)
+    throw py::value_error("kernel must have shape (input_dim, " + std::to_string(gates) +
+                          " * units), got " + shape_str({kernel.shape(0), width}));
+  return width / gates;
+}
+
 // ---- SimpleRNN -----------------------------------------------------------------------------------
 template <class T>
 py::tuple simple_rnn_forward_t(py::object x, py::object kernel, py::object recurrent_kernel,
@@ -95,7 +100,7 @@ py::tuple simple_rnn_forward_t(py::object x, py::object kernel, py::object recur
                                py::object mask, bool go_backwards, bool training,
                                bool return_sequences) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
-  const index_t I = k.shape(0), H = k.shape(1);
+  const index_t I = k.shape(0), H = units_of(k, 1);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
   const index_t B = xa.shape(0), T_ = xa.shape(1);
   py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, H}).template cast<py::array>();
@@ -125,7 +130,7 @@ py::tuple simple_rnn_backward_t(py::object d_outputs, py::object d_h_last, py::o
                                 py::object mask, const std::string& activation, bool go_backwards,
                                 bool has_bias) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
-  const index_t I = k.shape(0), H = k.shape(1);
+  const index_t I = k.shape(0), H = units_of(k, 1);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
   const index_t B = xa.shape(0), T_ = xa.shape(1);
   py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, H}).template cast<py::array>();
@@ -159,8 +164,7 @@ py::tuple lstm_forward_t(py::object x, py::object kernel, py::object recurrent_k
                          const std::string& recurrent_activation, py::object mask, bool go_backwards,
                          bool training, bool return_sequences) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
-  const index_t I = k.shape(0), H = k.shape(1) / 4;
-  if (k.shape(1) != 4 * H) throw py::value_error("kernel must have shape (input_dim, 4 * units)");
+  const index_t I = k.shape(0), H = units_of(k, 4);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
   const index_t B = xa.shape(0), T_ = xa.shape(1);
   py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, 4 * H}).template cast<py::array>();
@@ -197,7 +201,7 @@ py::tuple lstm_backward_t(py::object d_outputs, py::object d_h_last, py::object 
                           py::object mask, const std::string& activation,
                           const std::string& recurrent_activation, bool go_backwards, bool has_bias) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
-  const index_t I = k.shape(0), H = k.shape(1) / 4;
+  const index_t I = k.shape(0), H = units_of(k, 4);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
   const index_t B = xa.shape(0), T_ = xa.shape(1);
   py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, 4 * H}).template cast<py::array>();
@@ -237,8 +241,7 @@ py::tuple gru_forward_t(py::object x, py::object kernel, py::object recurrent_ke
                         const std::string& recurrent_activation, bool reset_after, py::object mask,
                         bool go_backwards, bool training, bool return_sequences) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
-  const index_t I = k.shape(0), H = k.shape(1) / 3;
-  if (k.shape(1) != 3 * H) throw py::value_error("kernel must have shape (input_dim, 3 * units)");
+  const index_t I = k.shape(0), H = units_of(k, 3);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
   const index_t B = xa.shape(0), T_ = xa.shape(1);
   py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, 3 * H}).template cast<py::array>();
@@ -275,7 +278,7 @@ py::tuple gru_backward_t(py::object d_outputs, py::object d_h_last, py::object x
                          const std::string& activation, const std::string& recurrent_activation,
                          bool reset_after, bool go_backwards, bool has_bias) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
-  const index_t I = k.shape(0), H = k.shape(1) / 3;
+  const index_t I = k.shape(0), H = units_of(k, 3);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
   const index_t B = xa.shape(0), T_ = xa.shape(1);
   py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, 3 * H}).template cast<py::array>();
@@ -470,11 +473,13 @@ PYBIND11_MODULE(_native, m) {
   m.def("exp", [](py::object x) { return is_f64_array(x, "x") ? exp_t<double>(x) : exp_t<float>(x); },
         py::arg("x"), "vectorised exp of a 1-D array (for accuracy tests)");
   m.def("set_num_threads", [](int n) { rnnkit::set_num_threads(n); }, py::arg("n"));
+  m.def("max_threads", &rnnkit::max_threads, "the largest accepted thread count (4 x cores)");
   m.def("get_num_threads", &rnnkit::get_num_threads);
   m.def("have_openmp", &rnnkit::have_openmp);
   m.def("isa", []() { return std::string(rnnkit::active_isa()); }, "the ISA whose kernels run");
   m.def("isa_supported", [](const std::string& n) { return rnnkit::isa_supported(n.c_str()); }, py::arg("name"));
-  m.def("force_isa", [](const std::string& n) { rnnkit::force_isa(n.c_str()); }, py::arg("name"));
+  m.def("force_isa", [](const std::string& n) { rnnkit::force_isa(n.c_str()); }, py::arg("name"),
+        "switch ISA for the rest of the process; not while kernels run on other threads");
   m.def("peak_gflops",
         [](const std::string& dtype, int threads) {
           if (dtype != "float32" && dtype != "float64")

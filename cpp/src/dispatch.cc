@@ -48,7 +48,8 @@ Isa initial() {
   const char* env = std::getenv("RNNKIT_ISA");
   if (env && *env) {
     if (parse(env, &forced) && cpu_has(forced)) return forced;
-    // An unusable request falls back to the best path; Python reports it (rnnkit._native.isa()).
+    // An unknown or unsupported request falls back to the best path; rnnkit warns about it at
+    // import (rnnkit._backend compares RNNKIT_ISA with rnnkit._native.isa()).
   }
   return best();
 }
@@ -84,6 +85,7 @@ bool isa_supported(const char* name) {
   return parse(name, &isa) && cpu_has(isa);
 }
 
+// Not safe while kernels run on other threads (a call reads the table several times).
 void force_isa(const char* name) {
   Isa isa;
   if (!parse(name, &isa))

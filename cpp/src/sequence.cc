@@ -13,7 +13,9 @@ namespace {
 double parallel_min_flops() {
   static const double v = [] {
     const char* env = std::getenv("RNNKIT_PARALLEL_MIN_FLOPS");
-    return env && *env ? std::atof(env) : 1.0e6;
+    char* end = nullptr;
+    const double parsed = env && *env ? std::strtod(env, &end) : -1.0;
+    return (end && *end == '\0' && parsed >= 0) ? parsed : 1.0e6;  // malformed: the default
   }();
   return v;
 }

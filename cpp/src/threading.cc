@@ -1,6 +1,7 @@
 #include "rnnkit/threading.h"
 
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace rnnkit {
@@ -20,8 +21,16 @@ int get_num_threads() {
   return g_threads;
 }
 
+int max_threads() {
+  // More threads than cores only adds barrier stalls to the per-step loops; far more would make
+  // the OpenMP runtime abort when it cannot create them.
+  return 4 * default_threads();
+}
+
 void set_num_threads(int n) {
-  if (n < 1) throw std::invalid_argument("number of threads must be >= 1");
+  if (n < 1 || n > max_threads())
+    throw std::invalid_argument("n (number of threads) must be between 1 and " +
+                                std::to_string(max_threads()) + ", got " + std::to_string(n));
   g_threads = n;
 }
 

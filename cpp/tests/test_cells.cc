@@ -23,41 +23,18 @@
 #include "rnnkit/lstm.h"
 #include "rnnkit/sequence.h"
 #include "rnnkit/threading.h"
+#include "test_util.h"
 
 using namespace rnnkit;
+using namespace rnnkit_test;
 
-static int g_pass = 0, g_fail = 0;
-static void check(bool ok, const std::string& what) {
-  if (ok) ++g_pass;
-  else { ++g_fail; std::printf("FAIL: %s\n", what.c_str()); }
-}
 
-// ||a - b|| / ||b|| (||a - b|| when b == 0); NaN anywhere -> infinity (never passes).
-template <class A, class B>
-static double rel_err(const std::vector<A>& a, const std::vector<B>& b) {
-  if (a.size() != b.size()) return INFINITY;
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    double d = double(a[i]) - double(b[i]);
-    num += d * d;
-    den += double(b[i]) * double(b[i]);
-  }
-  if (std::isnan(num) || std::isnan(den)) return INFINITY;
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-}
 
 template <class T>
 static bool bit_equal(const std::vector<T>& a, const std::vector<T>& b) {
   return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 
-template <class T>
-static std::vector<T> randn(size_t n, std::mt19937& g, double scale = 1.0) {
-  std::normal_distribution<double> d(0.0, scale);
-  std::vector<T> v(n);
-  for (auto& x : v) x = T(d(g));
-  return v;
-}
 
 static std::string fmt(double v) {
   char buf[32];
@@ -720,6 +697,7 @@ static void test_threads(std::mt19937& g) {
 }
 
 int main() {
+  if (requested_isa_unavailable()) return kSkip;
   std::printf("rnnkit cell tests, ISA %s, OpenMP %s\n", active_isa(), have_openmp() ? "on" : "off");
   std::mt19937 g(4321);
   test_by_hand<double>();
@@ -729,6 +707,5 @@ int main() {
   test_f32_vs_f64(g);
   test_threads<float>(g);
   test_threads<double>(g);
-  std::printf("%d passed, %d failed\n", g_pass, g_fail);
-  return g_fail == 0 ? 0 : 1;
+  return finish();
 }

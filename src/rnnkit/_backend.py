@@ -50,7 +50,20 @@ def _load_native():
             _native_ops = module
             if _requested_threads is not None:
                 module.set_num_threads(_requested_threads)
+            _check_forced_isa()
     return _native_ops
+
+
+def _check_forced_isa() -> None:
+    """Warn when RNNKIT_ISA asks for a path the kernels did not take (unknown or unsupported)."""
+    wanted = os.environ.get("RNNKIT_ISA", "").strip()
+    if not wanted:
+        return
+    native = importlib.import_module("rnnkit._native")
+    if native.isa() != wanted:
+        warnings.warn(
+            f"rnnkit: RNNKIT_ISA={wanted!r} is not available (expected generic, avx2 or avx512 "
+            f"supported by this CPU); using {native.isa()!r}", RuntimeWarning, stacklevel=3)
 
 
 def _reference():

@@ -36,8 +36,9 @@ inline T activation_grad_from_output(Activation act, T y) {
   }
 }
 
-// Threads used for a recurrence whose per-step recurrent product costs `step_flops`: below the
-// threshold a barrier per step costs more than the second core saves.
+// Threads used for a recurrence whose per-step GEMM work (forward: layer + iteration GEMM,
+// 2·B·G·H·(I+H); backward: 2·B·G·H·H) is `step_flops`: below RNNKIT_PARALLEL_MIN_FLOPS a barrier
+// per step costs more than the second core saves.
 int recurrent_threads(double step_flops, index_t units, int nr);
 
 }  // namespace rnnkit

@@ -4,7 +4,8 @@
 namespace rnnkit {
 
 int get_num_threads();         // current setting (default: number of cores)
-void set_num_threads(int n);   // n >= 1; throws std::invalid_argument otherwise
+void set_num_threads(int n);   // 1 <= n <= max_threads(); throws std::invalid_argument otherwise
+int max_threads();             // 4 x the number of cores
 bool have_openmp();
 
 // Runs fn(tid, nt) on nt threads inside one parallel region (nt == 1: inline, no OpenMP at all).
