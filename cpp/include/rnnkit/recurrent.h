@@ -28,7 +28,8 @@ struct SeqShape {
   index_t gh() const { return G * H; }
 };
 
-// The panels [q0, q1) and units [c0, c1) a thread owns in every gate block.
+// The panels [q0, q1) and units [c0, c1) a thread owns in every gate block (a serial run owns
+// every panel of its single group, hence all units).
 struct UnitSplit {
   index_t q0, q1, c0, c1;
 };
@@ -54,9 +55,12 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
   const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
   const Kernels<T>& ker = kernels<T>();
   const int nt = recurrent_threads(2.0 * B * GH * (H + I), H, ker.nr);
+  // Threads own the same units of every gate, so each gate block starts on a panel boundary; a
+  // serial run packs the gates side by side instead (no per-gate padding: matters for small H).
+  const index_t groups = nt > 1 ? s.G : 1;
   PackedB<T> kernel_p, recurrent_p;
-  packed_b_prepare(kernel_p, I, H, s.G);
-  packed_b_prepare(recurrent_p, H, H, s.G);
+  packed_b_prepare(kernel_p, I, GH / groups, groups);
+  packed_b_prepare(recurrent_p, H, GH / groups, groups);
   const index_t chunk = keep_all ? T_ : std::max<index_t>(1, std::min<index_t>(T_, (512 + B - 1) / B));
   Buffer<T> scratch(keep_all ? 1 : chunk * B * GH);
   Buffer<T> rec(separate ? B * GH : 1);
@@ -166,6 +170,15 @@ void weight_gradients(const SeqShape& s, const T* x, const T* kernel, const T* s
           false, nt);
   gemm<T>(dgx_all, row_major(kernel, I, GH, GH).t(), sequence_rows(dx, B, T_, I, 0, T_, go_backwards),
           false, nt);
+}
+
+// The kernels for the element-wise post-GEMM work on rows of H units: when H is shorter than the
+// active ISA's vector, the portable 4-wide kernels avoid a padded tail on every row. (Such H fits
+// one panel, so one thread owns every unit whatever the thread count: results stay identical.)
+template <class T>
+const Kernels<T>& elementwise_kernels(index_t H) {
+  const Kernels<T>& ker = kernels<T>();
+  return H < ker.nr / 2 ? generic::table<T>() : ker;
 }
 
 // Whether row b is used at processing step p (no mask: every step).
