@@ -54,26 +54,39 @@ MatView<T> row_major(T* data, index_t rows, index_t cols, index_t ld) {
   return MatView<T>{data, Axis::plain(rows, ld), Axis::plain(cols, 1)};
 }
 
-// 64-byte aligned, uninitialised storage for workspaces (allocated once per call, never per step).
+// 64-byte aligned blocks for workspaces. Small blocks are recycled through a per-thread cache, so
+// a call on a tiny problem (where malloc/free would be a visible share of the time) allocates
+// nothing after the first; large blocks go straight back to the system.
+void* workspace_alloc(std::size_t bytes);
+void workspace_free(void* p, std::size_t bytes);
+
+// Uninitialised storage for workspaces (allocated once per call, never per step).
 template <class T>
 class Buffer {
  public:
   Buffer() = default;
   explicit Buffer(index_t n) { resize(n); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { release(); }
   void resize(index_t n) {
     if (n <= capacity_) return;
-    std::size_t bytes = ((static_cast<std::size_t>(n) * sizeof(T) + 63) / 64) * 64;
-    void* p = std::aligned_alloc(64, bytes ? bytes : 64);
-    if (!p) throw std::bad_alloc();
-    ptr_.reset(static_cast<T*>(p));
+    release();
+    bytes_ = static_cast<std::size_t>(n > 0 ? n : 1) * sizeof(T);
+    ptr_ = static_cast<T*>(workspace_alloc(bytes_));
     capacity_ = n;
   }
-  T* data() const { return ptr_.get(); }
+  T* data() const { return ptr_; }
   index_t capacity() const { return capacity_; }
 
  private:
-  struct Free { void operator()(T* p) const { std::free(p); } };
-  std::unique_ptr<T, Free> ptr_;
+  void release() {
+    if (ptr_) workspace_free(ptr_, bytes_);
+    ptr_ = nullptr;
+    capacity_ = 0;
+  }
+  T* ptr_ = nullptr;
+  std::size_t bytes_ = 0;
   index_t capacity_ = 0;
 };
 
