@@ -23,9 +23,9 @@ void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx
     return a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
   };
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dgm,
-    [&](index_t p, const T* dh_p, index_t c0, index_t c1) {
-      const index_t nc = c1 - c0;
-      for (index_t b = 0; b < B; ++b) {
+    [&](index_t p, const T* dh_p, const Slice& sl) {
+      const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
+      for (index_t b = sl.b0; b < sl.b1; ++b) {
         T* dx3 = dgx + (p * B + b) * GH;
         T* dm3 = dgm + (p * B + b) * GH;
         if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
@@ -43,8 +43,9 @@ void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx
         std::memcpy(dm3 + H + c0, dx3 + H + c0, nc * sizeof(T));  // dr
       }
     },
-    [&](index_t p, T* dh_prev, const T* dh_p, index_t c0, index_t c1) {
-      for (index_t b = 0; b < B; ++b) {
+    [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {
+      const index_t c0 = sl.c0, c1 = sl.c1;
+      for (index_t b = sl.b0; b < sl.b1; ++b) {
         T* d = dh_prev + b * H;
         const T* g = dh_p + b * H;
         if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
@@ -75,7 +76,7 @@ void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg
   parallel(nt, [&](int tid, int n_threads) {
     packed_b_fill(rec_h_t, rec_h_tv, tid, n_threads);
     packed_b_fill(rec_zr_t, rec_zr_tv, tid, n_threads);
-    const UnitSplit u = split_units(rec_h_t, H, tid, n_threads);
+    const Slice u = thread_slice(Partition{n_threads, false}, rec_h_t, B, H, tid, n_threads);
     const index_t c0 = u.c0, c1 = u.c1, nc = c1 - c0;
     T* a_work = packed_a_workspace<T>();
     T* dh_cur = dh.data();

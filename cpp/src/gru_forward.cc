@@ -28,13 +28,13 @@ void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T
   const T* b_rec = a.bias ? a.bias + GH : nullptr;
   run_forward<T>(s, a.x, a.kernel, a.recurrent_kernel, a.go_backwards, a.gates, true,
                  [&](index_t p) { return state(p); },
-                 [&](index_t p, T* pre, T* rec, index_t c0, index_t c1) {
-    const index_t nc = c1 - c0;
+                 [&](index_t p, T* pre, T* rec, const Slice& sl) {
+    const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
     const T* h_prev = state(p);
     T* h_next = state(p + 1);
     // without a training cache mh is written back over the recurrent product (not needed later)
     auto m3_scratch = [&](index_t b) { return rec + b * GH + 2 * H + c0; };
-    for (index_t b = 0; b < B; ++b) {
+    for (index_t b = sl.b0; b < sl.b1; ++b) {
       const index_t row = b * H + c0;
       T* out = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
       if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
@@ -81,7 +81,7 @@ void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<
     packed_b_fill(rec_zr, rec_zr_v, tid, n_threads);
     packed_b_fill(rec_h, rec_h_v, tid, n_threads);
     barrier();
-    const UnitSplit u = split_units(rec_h, H, tid, n_threads);
+    const Slice u = thread_slice(Partition{n_threads, false}, rec_h, B, H, tid, n_threads);
     const index_t c0 = u.c0, nc = u.c1 - u.c0;
     T* a_work = packed_a_workspace<T>();
     for (index_t p0 = 0; p0 < T_; p0 += chunk) {

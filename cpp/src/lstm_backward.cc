@@ -27,9 +27,9 @@ void lstm_backward(const LstmBackward<T>& a) {
   for (index_t i = 0; i < B * H; ++i) dc[i] = a.d_c_last ? a.d_c_last[i] : T(0);
 
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dg.data(),
-    [&](index_t p, const T* dh_p, index_t c0, index_t c1) {
-      const index_t nc = c1 - c0;
-      for (index_t b = 0; b < B; ++b) {
+    [&](index_t p, const T* dh_p, const Slice& sl) {
+      const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
+      for (index_t b = sl.b0; b < sl.b1; ++b) {
         T* d = dg.data() + (p * B + b) * GH;
         if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
           for (int g = 0; g < 4; ++g) std::memset(d + g * H + c0, 0, nc * sizeof(T));
@@ -43,8 +43,8 @@ void lstm_backward(const LstmBackward<T>& a) {
                                  dc + row, d + c0, d + H + c0, d + 2 * H + c0, d + 3 * H + c0);
       }
     },
-    [&](index_t p, T* dh_prev, const T* dh_p, index_t c0, index_t c1) {
-      pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, c0, c1);
+    [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {
+      pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, sl);
     },
     a.d_h0);
   weight_gradients(s, a.x, a.kernel, a.h_states, dg.data(), dg.data(), a.go_backwards, a.dx, a.d_kernel,

@@ -31,11 +31,11 @@ void lstm_forward(const LstmForward<T>& a) {
 
   run_forward<T>(s, a.x, a.kernel, a.recurrent_kernel, a.go_backwards, a.gates, false,
                  [&](index_t p) { return h_state(p); },
-                 [&](index_t p, T* pre, T*, index_t c0, index_t c1) {
-    const index_t nc = c1 - c0;
+                 [&](index_t p, T* pre, T*, const Slice& sl) {
+    const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
     const T *h_prev = h_state(p), *c_prev = c_state(p);
     T *h_next = h_state(p + 1), *c_next = c_state(p + 1);
-    for (index_t b = 0; b < B; ++b) {
+    for (index_t b = sl.b0; b < sl.b1; ++b) {
       const index_t row = b * H + c0;
       const bool valid = step_valid(a.mask, b, p, T_, a.go_backwards);
       if (!valid) {  // carry both states, zero output

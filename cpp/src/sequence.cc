@@ -1,6 +1,9 @@
 #include "rnnkit/sequence.h"
+#include "rnnkit/recurrent.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "rnnkit/threading.h"
 
@@ -27,6 +30,33 @@ int recurrent_threads(double step_flops, index_t units, int nr) {
   const index_t panels = (units + nr - 1) / nr;
   if (panels < nt) nt = static_cast<int>(panels > 0 ? panels : 1);
   return nt;
+}
+
+}  // namespace rnnkit
+
+namespace rnnkit {
+
+Partition partition(index_t batch, index_t steps, index_t units, index_t gates, std::size_t elem_size,
+                    double step_flops, int nr) {
+  const int all = get_num_threads();
+  if (all == 1) return Partition{1, false};
+  static const int forced = [] {  // 0 auto, 1 batch, 2 units
+    const char* env = std::getenv("RNNKIT_RECURRENT_SPLIT");
+    if (!env) return 0;
+    if (!std::strcmp(env, "batch")) return 1;
+    if (!std::strcmp(env, "units")) return 2;
+    return 0;
+  }();
+  // A batch split has no barrier in the time loop: it pays off once the whole sequence is worth a
+  // parallel region (~10 µs of work), while every thread streams all of recurrent_kernel each step
+  // (so while that stays near L2 size) and gets at least 16 rows.
+  const double weight_bytes = double(units) * double(gates * units) * double(elem_size);
+  const bool batch_worth = double(steps) * step_flops >= 20.0 * parallel_min_flops() &&
+                           weight_bytes <= 2.0 * 1024 * 1024 && batch >= 16 * all;
+  if (forced == 1 ? batch >= 2 && step_flops > 0 : forced == 0 && batch_worth)
+    return Partition{static_cast<int>(std::min<index_t>(all, batch)), true};
+  if (step_flops < parallel_min_flops()) return Partition{1, false};
+  return Partition{recurrent_threads(step_flops, units, nr), false};
 }
 
 }  // namespace rnnkit

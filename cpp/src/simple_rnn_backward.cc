@@ -23,11 +23,11 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
   Buffer<T> dz(T_ * B * H);  // dZ: (T, B, H) time-major, processing order
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dz.data(),
     // 1. dZ_p = (dh_p + d_outputs_p) * act'(h_p) on valid rows, zero on masked rows
-    [&](index_t p, const T* dh_p, index_t c0, index_t c1) {
-      const index_t nc = c1 - c0;
+    [&](index_t p, const T* dh_p, const Slice& sl) {
+      const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
       const T* h = a.states + (p + 1) * B * H;
       T* z = dz.data() + p * B * H;
-      for (index_t b = 0; b < B; ++b) {  // stage g = dh_p + d_outputs_p (zero on masked rows)
+      for (index_t b = sl.b0; b < sl.b1; ++b) {  // stage g = dh_p + d_outputs_p (zero on masked rows)
         T* zr = z + b * H + c0;
         const T* g = dh_p + b * H + c0;
         const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
@@ -38,15 +38,15 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
         else
           std::memcpy(zr, g, nc * sizeof(T));
       }
-      if (nc == H)  // every unit: one vector pass over the contiguous (B, H) block
-        ker.activation_grad(a.activation, h, z, z, B * H);
+      if (nc == H)  // whole rows: one vector pass over the contiguous block
+        ker.activation_grad(a.activation, h + sl.b0 * H, z + sl.b0 * H, z + sl.b0 * H, sl.rows() * H);
       else
-        for (index_t b = 0; b < B; ++b)
+        for (index_t b = sl.b0; b < sl.b1; ++b)
           ker.activation_grad(a.activation, h + b * H + c0, z + b * H + c0, z + b * H + c0, nc);
     },
     // 2. masked rows pass dh_p through unchanged
-    [&](index_t p, T* dh_prev, const T* dh_p, index_t c0, index_t c1) {
-      pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, c0, c1);
+    [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {
+      pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, sl);
     },
     a.d_h0);
   weight_gradients(s, a.x, a.kernel, a.states, dz.data(), dz.data(), a.go_backwards, a.dx, a.d_kernel,

@@ -27,19 +27,20 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
 
   run_forward<T>(s, a.x, a.kernel, a.recurrent_kernel, a.go_backwards, nullptr, false,
                  [&](index_t p) { return state(p); },
-                 [&](index_t p, T* pre, T*, index_t c0, index_t c1) {
-    // post-GEMM on units [c0, c1): h_t = act(pre + bias); masked rows carry h_{t-1}
-    const index_t t = time_index(p, T_, a.go_backwards), nc = c1 - c0;
+                 [&](index_t p, T* pre, T*, const Slice& sl) {
+    // post-GEMM on rows [b0, b1) x units [c0, c1): h_t = act(pre + bias); masked rows carry h_{t-1}
+    const index_t t = time_index(p, T_, a.go_backwards), c0 = sl.c0, nc = sl.c1 - sl.c0;
     const T* h_prev = state(p);
     T* h_next = state(p + 1);
     if (a.bias)
-      for (index_t b = 0; b < B; ++b)
+      for (index_t b = sl.b0; b < sl.b1; ++b)
         for (index_t j = 0; j < nc; ++j) pre[b * H + c0 + j] += a.bias[c0 + j];
-    if (nc == H)  // one thread owns every unit: rows are contiguous, one vector pass
-      ker.activation(a.activation, pre, h_next, B * H);
+    if (nc == H)  // whole rows: contiguous, one vector pass
+      ker.activation(a.activation, pre + sl.b0 * H, h_next + sl.b0 * H, sl.rows() * H);
     else
-      for (index_t b = 0; b < B; ++b) ker.activation(a.activation, pre + b * H + c0, h_next + b * H + c0, nc);
-    for (index_t b = 0; b < B; ++b) {
+      for (index_t b = sl.b0; b < sl.b1; ++b)
+        ker.activation(a.activation, pre + b * H + c0, h_next + b * H + c0, nc);
+    for (index_t b = sl.b0; b < sl.b1; ++b) {
       T* h = h_next + b * H + c0;
       const bool valid = !a.mask || a.mask[b * T_ + t];
       if (!valid) std::memcpy(h, h_prev + b * H + c0, nc * sizeof(T));

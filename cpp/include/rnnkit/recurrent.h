@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "rnnkit/gemm.h"
 #include "rnnkit/sequence.h"
@@ -28,19 +29,44 @@ struct SeqShape {
   index_t gh() const { return G * H; }
 };
 
-// The panels [q0, q1) and units [c0, c1) a thread owns in every gate block (a serial run owns
-// every panel of its single group, hence all units).
-struct UnitSplit {
-  index_t q0, q1, c0, c1;
+// How a recurrence is spread over threads. Batch rows never interact, so the cheapest split gives
+// each thread a slice of the batch: no barrier at all inside the time loop, at the price of every
+// thread streaming all of recurrent_kernel each step (chosen while that is near L2 size).
+// Otherwise threads own the same units of every gate and one barrier per step publishes h_t.
+// RNNKIT_RECURRENT_SPLIT=batch|units forces one (tests, tuning).
+struct Partition {
+  int threads = 1;
+  bool by_batch = false;
+};
+Partition partition(index_t batch, index_t steps, index_t units, index_t gates, std::size_t elem_size,
+                    double step_flops, int nr);
+
+// The rows [b0, b1) and units [c0, c1) (panels [q0, q1) of every gate block) one thread handles.
+struct Slice {
+  index_t b0, b1, c0, c1, q0, q1;
+  index_t rows() const { return b1 - b0; }
 };
 
 template <class T>
-UnitSplit split_units(const PackedB<T>& packed, index_t H, int tid, int nt) {
-  UnitSplit u;
-  split_range(packed.panels, 1, tid, nt, &u.q0, &u.q1);
-  u.c0 = std::min(H, u.q0 * packed.nr);
-  u.c1 = std::min(H, u.q1 * packed.nr);
-  return u;
+Slice thread_slice(const Partition& part, const PackedB<T>& packed, index_t B, index_t H, int tid, int nt) {
+  Slice sl{0, B, 0, H, 0, packed.panels};
+  if (part.by_batch) {
+    split_range(B, 1, tid, nt, &sl.b0, &sl.b1);
+  } else {
+    split_range(packed.panels, 1, tid, nt, &sl.q0, &sl.q1);
+    sl.c0 = std::min(H, sl.q0 * packed.nr);
+    sl.c1 = std::min(H, sl.q1 * packed.nr);
+  }
+  return sl;
+}
+
+// The kernels for the element-wise post-GEMM work on rows of H units: when H is shorter than the
+// active ISA's vector, the portable 4-wide kernels avoid a padded tail on every row. (Such H fits
+// one panel, so one thread owns every unit whatever the thread count: results stay identical.)
+template <class T>
+const Kernels<T>& elementwise_kernels(index_t H) {
+  const Kernels<T>& ker = kernels<T>();
+  return H < ker.nr / 2 ? generic::table<T>() : ker;
 }
 
 // pre:       (rows, G·H) scratch the layer GEMM writes for a chunk of steps, or the whole sequence
@@ -48,24 +74,27 @@ UnitSplit split_units(const PackedB<T>& packed, index_t H, int tid, int nt) {
 // separate:  the iteration GEMM writes h@R into its own (B, G·H) buffer instead of accumulating
 //            into pre (GRU reset_after, where r multiplies only the recurrent part).
 // h_prev(p): the (B, H) state read by step p's iteration GEMM.
-// step(p, pre_t, rec_t, c0, c1): the cell's post-GEMM on units [c0, c1) of every gate.
+// step(p, pre_t, rec_t, slice): the cell's post-GEMM on rows [b0, b1) x units [c0, c1) of every
+//            gate; pre_t / rec_t point at row 0 of the step's (B, G·H) block.
 template <class T, class HPrev, class Step>
 void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurrent_kernel,
                  bool go_backwards, T* keep_all, bool separate, HPrev h_prev, Step step) {
   const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
   const Kernels<T>& ker = kernels<T>();
-  const int nt = recurrent_threads(2.0 * B * GH * (H + I), H, ker.nr);
-  // Threads own the same units of every gate, so each gate block starts on a panel boundary; a
-  // serial run packs the gates side by side instead (no per-gate padding: matters for small H).
-  const index_t groups = nt > 1 ? s.G : 1;
+  const Partition part = partition(B, T_, H, s.G, sizeof(T), 2.0 * B * GH * (H + I), ker.nr);
+  const int nt = part.threads;
+  // Threads owning units need each gate block to start on a panel boundary; otherwise the gates
+  // are packed side by side (no per-gate padding: matters for small H).
+  const index_t groups = (nt > 1 && !part.by_batch) ? s.G : 1;
   PackedB<T> kernel_p, recurrent_p;
   packed_b_prepare(kernel_p, I, GH / groups, groups);
   packed_b_prepare(recurrent_p, H, GH / groups, groups);
   const index_t chunk = keep_all ? T_ : std::max<index_t>(1, std::min<index_t>(T_, (512 + B - 1) / B));
   Buffer<T> scratch(keep_all ? 1 : chunk * B * GH);
   Buffer<T> rec(separate ? B * GH : 1);
-  PackedA<T> state_p[2];  // h_{t-1} packed for the iteration GEMM (ping-pong)
-  for (auto& sp : state_p) packed_a_prepare(sp, B, H, recurrent_p.kc);
+  // h_{t-1} packed for the iteration GEMM, ping-pong: shared when threads own units, one pair
+  // per thread (its rows) when they own batch rows.
+  std::vector<PackedA<T>> state_p(part.by_batch ? 2 * nt : 2);
   T* pre_all = keep_all ? keep_all : scratch.data();
   const MatView<const T> kernel_v = row_major(kernel, I, GH, GH);
   const MatView<const T> recurrent_v = row_major(recurrent_kernel, H, GH, GH);
@@ -73,81 +102,94 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
   parallel(nt, [&](int tid, int n_threads) {
     packed_b_fill(kernel_p, kernel_v, tid, n_threads);
     packed_b_fill(recurrent_p, recurrent_v, tid, n_threads);
+    const Slice sl = thread_slice(part, recurrent_p, B, H, tid, n_threads);
+    const index_t nb = sl.rows();
+    PackedA<T>* sp = state_p.data() + (part.by_batch ? 2 * tid : 0);
+    if (part.by_batch || tid == 0)
+      for (int i = 0; i < 2; ++i) packed_a_prepare(sp[i], part.by_batch ? nb : B, H, recurrent_p.kc);
     barrier();
-    const UnitSplit u = split_units(recurrent_p, H, tid, n_threads);
     T* a_work = packed_a_workspace<T>();
-    // each thread packs the units it owns, right after producing them
+    // each thread packs what it produced: its units of h_t (all rows), or all units of its rows
     auto pack_state = [&](index_t p) {
-      packed_a_fill_columns(state_p[p & 1], row_major<const T>(h_prev(p), B, H, H), u.c0, u.c1);
+      const T* h = h_prev(p) + (part.by_batch ? sl.b0 * H : 0);
+      packed_a_fill_columns(sp[p & 1], row_major<const T>(h, part.by_batch ? nb : B, H, H), sl.c0, sl.c1);
     };
     pack_state(0);
-    barrier();
-    for (index_t p0 = 0; p0 < T_; p0 += chunk) {
+    if (!part.by_batch) barrier();
+    for (index_t p0 = 0; p0 < T_ && nb > 0; p0 += chunk) {
       const index_t steps = std::min(chunk, T_ - p0);
       T* pre_chunk = keep_all ? pre_all + p0 * B * GH : pre_all;
-      // 2. layer GEMM (this thread's units only: no barrier needed before the steps use them)
-      gemm_packed(sequence_rows(x, B, T_, I, p0, steps, go_backwards), kernel_p, u.q0, u.q1,
-                  row_major(pre_chunk, steps * B, GH, GH), false, a_work);
+      // 2. layer GEMM on this thread's slice: rows (t, b) for b in [b0, b1)
+      gemm_packed(sequence_rows(x + sl.b0 * T_ * I, nb, T_, I, p0, steps, go_backwards), kernel_p, sl.q0,
+                  sl.q1,
+                  MatView<T>{pre_chunk + sl.b0 * GH, Axis::blocked(steps * nb, nb, GH, B * GH), Axis::plain(GH, 1)},
+                  false, a_work);
       for (index_t p = p0; p < p0 + steps; ++p) {
         T* pre = pre_chunk + (p - p0) * B * GH;
         T* target = separate ? rec.data() : pre;
         // 3. iteration GEMM
-        gemm_prepacked(state_p[p & 1], recurrent_p, u.q0, u.q1, row_major(target, B, GH, GH), !separate);
-        // 4. post-GEMM, then pack this thread's units of h_t for the next step
-        if (u.c1 > u.c0) step(p, pre, separate ? rec.data() : nullptr, u.c0, u.c1);
+        gemm_prepacked(sp[p & 1], recurrent_p, sl.q0, sl.q1, row_major(target + sl.b0 * GH, nb, GH, GH),
+                       !separate);
+        // 4. post-GEMM, then pack this thread's part of h_t for the next step
+        if (sl.c1 > sl.c0) step(p, pre, separate ? rec.data() : nullptr, sl);
         if (p + 1 < T_) pack_state(p + 1);
-        barrier();  // 5.
+        if (!part.by_batch) barrier();  // 5.
       }
     }
   });
 }
 
 // d_h_last: (B, H) or null. dgm: (T, B, G·H) gate gradients on the recurrent side (the A of the
-// iteration GEMM). pointwise(p, dh_p, c0, c1) fills dG_p on units [c0, c1) from dh_p (gradient
-// w.r.t. h_p, output gradient not yet added). after(p, dh_prev, dh_p, c0, c1) adds the cell's
+// iteration GEMM). pointwise(p, dh_p, slice) fills dG_p on the slice from dh_p (gradient w.r.t.
+// h_p, output gradient not yet added). after(p, dh_prev, dh_p, slice) adds the cell's
 // pass-through terms to dh_prev = dG_p @ R^T (masked rows, GRU's z·dh). d_h0: (B, H) out.
 template <class T, class Pointwise, class After>
 void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_last, const T* dgm,
                   Pointwise pointwise, After after, T* d_h0) {
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   const Kernels<T>& ker = kernels<T>();
-  const int nt = recurrent_threads(2.0 * B * GH * H, H, ker.nr);
+  const Partition part = partition(B, T_, H, s.G, sizeof(T), 2.0 * B * GH * H, ker.nr);
+  const int nt = part.threads;
   PackedB<T> recurrent_t;  // recurrent_kernel^T (G·H, H)
   packed_b_prepare(recurrent_t, GH, H, 1);
   Buffer<T> dh(2 * B * H);
   const MatView<const T> recurrent_tv = row_major(recurrent_kernel, H, GH, GH).t();
-  PackedA<T> dg_p[2];  // dG_t packed for the iteration GEMM (ping-pong)
-  for (auto& dp : dg_p) packed_a_prepare(dp, B, GH, recurrent_t.kc);
+  std::vector<PackedA<T>> dg_p(part.by_batch ? 2 * nt : 2);  // dG_t packed (ping-pong), as in forward
 
   parallel(nt, [&](int tid, int n_threads) {
     packed_b_fill(recurrent_t, recurrent_tv, tid, n_threads);
-    const UnitSplit u = split_units(recurrent_t, H, tid, n_threads);
-    const index_t c0 = u.c0, c1 = u.c1;
-    auto pack_dg = [&](index_t p) {  // this thread's units of every gate block of dG_p
-      const MatView<const T> dg_v = row_major(dgm + p * B * GH, B, GH, GH);
-      for (int g = 0; g < s.G; ++g) packed_a_fill_columns(dg_p[p & 1], dg_v, g * H + c0, g * H + c1);
+    const Slice sl = thread_slice(part, recurrent_t, B, H, tid, n_threads);
+    const index_t nb = sl.rows(), c0 = sl.c0, c1 = sl.c1;
+    PackedA<T>* dp = dg_p.data() + (part.by_batch ? 2 * tid : 0);
+    if (part.by_batch || tid == 0)
+      for (int i = 0; i < 2; ++i) packed_a_prepare(dp[i], part.by_batch ? nb : B, GH, recurrent_t.kc);
+    barrier();
+    auto pack_dg = [&](index_t p) {  // this thread's part of every gate block of dG_p
+      const index_t r0 = part.by_batch ? sl.b0 : 0;
+      const MatView<const T> dg_v = row_major(dgm + (p * B + r0) * GH, part.by_batch ? nb : B, GH, GH);
+      for (int g = 0; g < s.G; ++g) packed_a_fill_columns(dp[p & 1], dg_v, g * H + c0, g * H + c1);
     };
     T* dh_cur = dh.data();
     T* dh_next = dh.data() + B * H;
-    for (index_t b = 0; b < B; ++b)
+    for (index_t b = sl.b0; b < sl.b1; ++b)
       for (index_t j = c0; j < c1; ++j) dh_cur[b * H + j] = d_h_last ? d_h_last[b * H + j] : T(0);
-    if (c1 > c0) pointwise(T_ - 1, dh_cur, c0, c1);
+    if (c1 > c0 && nb > 0) pointwise(T_ - 1, dh_cur, sl);
     pack_dg(T_ - 1);
-    barrier();
-    for (index_t p = T_ - 1; p >= 0; --p) {
+    if (!part.by_batch) barrier();
+    for (index_t p = T_ - 1; p >= 0 && nb > 0; --p) {
       // 2. dh_{p-1} = dG_p @ R^T
-      gemm_prepacked(dg_p[p & 1], recurrent_t, u.q0, u.q1, row_major(dh_next, B, H, H), false);
+      gemm_prepacked(dp[p & 1], recurrent_t, sl.q0, sl.q1, row_major(dh_next + sl.b0 * H, nb, H, H), false);
       if (c1 > c0) {
-        after(p, dh_next, dh_cur, c0, c1);
+        after(p, dh_next, dh_cur, sl);
         if (p > 0) {  // 1. for the next step
-          pointwise(p - 1, dh_next, c0, c1);
+          pointwise(p - 1, dh_next, sl);
           pack_dg(p - 1);
         }
       }
       std::swap(dh_cur, dh_next);
-      barrier();  // 3.
+      if (!part.by_batch) barrier();  // 3.
     }
-    for (index_t b = 0; b < B; ++b)
+    for (index_t b = sl.b0; b < sl.b1; ++b)
       std::memcpy(d_h0 + b * H + c0, dh_cur + b * H + c0, (c1 - c0) * sizeof(T));
   });
 }
@@ -172,15 +214,6 @@ void weight_gradients(const SeqShape& s, const T* x, const T* kernel, const T* s
           false, nt);
 }
 
-// The kernels for the element-wise post-GEMM work on rows of H units: when H is shorter than the
-// active ISA's vector, the portable 4-wide kernels avoid a padded tail on every row. (Such H fits
-// one panel, so one thread owns every unit whatever the thread count: results stay identical.)
-template <class T>
-const Kernels<T>& elementwise_kernels(index_t H) {
-  const Kernels<T>& ker = kernels<T>();
-  return H < ker.nr / 2 ? generic::table<T>() : ker;
-}
-
 // Whether row b is used at processing step p (no mask: every step).
 inline bool step_valid(const std::uint8_t* mask, index_t b, index_t p, index_t steps, bool go_backwards) {
   return !mask || mask[b * steps + time_index(p, steps, go_backwards)];
@@ -189,11 +222,11 @@ inline bool step_valid(const std::uint8_t* mask, index_t b, index_t p, index_t s
 // Masked rows pass the state gradient through a step unchanged: dh_prev[b] = dh_p[b] on [c0, c1).
 template <class T>
 void pass_masked_rows(const std::uint8_t* mask, const SeqShape& s, bool go_backwards, index_t p,
-                      T* dh_prev, const T* dh_p, index_t c0, index_t c1) {
+                      T* dh_prev, const T* dh_p, const Slice& sl) {
   if (!mask) return;
-  for (index_t b = 0; b < s.B; ++b)
+  for (index_t b = sl.b0; b < sl.b1; ++b)
     if (!step_valid(mask, b, p, s.T, go_backwards))
-      std::memcpy(dh_prev + b * s.H + c0, dh_p + b * s.H + c0, (c1 - c0) * sizeof(T));
+      std::memcpy(dh_prev + b * s.H + sl.c0, dh_p + b * s.H + sl.c0, (sl.c1 - sl.c0) * sizeof(T));
 }
 
 // Zero gradients for an empty sequence (T == 0 or B == 0): d_h0 = d_h_last.
