@@ -166,12 +166,7 @@ void gru_backward(const GruBackward<T>& a) {
   // d_kernel and dx use all three blocks; d_recurrent_kernel[:, :2H] = H_prev^T [dz, dr] and
   // d_recurrent_kernel[:, 2H:] = RH^T dhh.
   const int nt = get_num_threads();
-  const index_t I = s.I;
-  const MatView<const T> dg_all = row_major<const T>(dgx.data(), T_ * B, GH, GH);
-  gemm<T>(sequence_rows(a.x, B, T_, I, 0, T_, a.go_backwards).t(), dg_all, row_major(a.d_kernel, I, GH, GH),
-          false, nt);
-  gemm<T>(dg_all, row_major(a.kernel, I, GH, GH).t(), sequence_rows(a.dx, B, T_, I, 0, T_, a.go_backwards),
-          false, nt);
+  input_gradients(s, a.x, a.kernel, dgx.data(), a.go_backwards, a.dx, a.d_kernel);
   gemm<T>(row_major(a.states, T_ * B, H, H).t(),
           MatView<const T>{dgx.data(), Axis::plain(T_ * B, GH), Axis::plain(2 * H, 1)},
           MatView<T>{a.d_recurrent_kernel, Axis::plain(H, GH), Axis::plain(2 * H, 1)}, false, nt);

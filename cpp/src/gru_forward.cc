@@ -38,8 +38,7 @@ void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T
       const index_t row = b * H + c0;
       T* out = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
       if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
-        std::memcpy(h_next + row, h_prev + row, nc * sizeof(T));
-        if (out) std::memset(out, 0, nc * sizeof(T));
+        carry_state(h_prev + row, h_next + row, out, nc);
         continue;
       }
       T* x3 = pre + b * GH + c0;  // xz | xr | xh, becomes z | r | hh (the training cache)
@@ -115,8 +114,7 @@ void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<
           const index_t row = b * H + c0;
           T* out = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
           if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
-            std::memcpy(h_next + row, h_prev + row, nc * sizeof(T));
-            if (out) std::memset(out, 0, nc * sizeof(T));
+            carry_state(h_prev + row, h_next + row, out, nc);
             continue;
           }
           T* hh = pre + b * GH + 2 * H + c0;

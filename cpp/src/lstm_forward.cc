@@ -39,9 +39,8 @@ void lstm_forward(const LstmForward<T>& a) {
       const index_t row = b * H + c0;
       const bool valid = step_valid(a.mask, b, p, T_, a.go_backwards);
       if (!valid) {  // carry both states, zero output
-        std::memcpy(h_next + row, h_prev + row, nc * sizeof(T));
-        std::memcpy(c_next + row, c_prev + row, nc * sizeof(T));
-        if (a.outputs) std::memset(a.outputs + (b * T_ + p) * H + c0, 0, nc * sizeof(T));
+        carry_state(h_prev + row, h_next + row, a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr, nc);
+        carry_state<T>(c_prev + row, c_next + row, nullptr, nc);
         continue;
       }
       T* z = pre + b * GH + c0;

@@ -40,13 +40,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activati
     return outputs, h_last, cache
 
 
-def _check_sequence_gradient(d_outputs, cache):
-    if d_outputs is not None and not cache.return_sequences:
-        raise ValueError("d_outputs must be None when the forward pass ran with return_sequences=False")
-
-
 def simple_rnn_backward(d_outputs, d_h_last, cache):
-    _check_sequence_gradient(d_outputs, cache)
     c = cache
     return tuple(_native.simple_rnn_backward(
         d_outputs, d_h_last, c.x, c.kernel, c.recurrent_kernel, c.states, c.mask, c.activation,
@@ -70,7 +64,6 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activ
 
 
 def lstm_backward(d_outputs, d_h_last, d_c_last, cache):
-    _check_sequence_gradient(d_outputs, cache)
     c = cache
     return tuple(_native.lstm_backward(
         d_outputs, d_h_last, d_c_last, c.x, c.kernel, c.recurrent_kernel, c.saved, c.mask,
@@ -94,7 +87,6 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tan
 
 
 def gru_backward(d_outputs, d_h_last, cache):
-    _check_sequence_gradient(d_outputs, cache)
     c = cache
     return tuple(_native.gru_backward(
         d_outputs, d_h_last, c.x, c.kernel, c.recurrent_kernel, c.saved, c.mask, c.activation,

@@ -194,24 +194,39 @@ void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_las
   });
 }
 
-// After the reverse loop, over all T·B rows (time-major, processing order):
-//   d_kernel = X^T dgx,  dx = dgx kernel^T,  d_recurrent_kernel = H_prev^T dgm
-// dgx, dgm: (T, B, G·H) gate gradients on the input / recurrent side (the same array except for
-// GRU). states: (T+1, B, H) with states[p] the state entering step p.
+// After the reverse loop, over all T·B rows (time-major, processing order), the input side:
+//   d_kernel = X^T dgx,  dx = dgx kernel^T
+// dgx: (T, B, G·H) gate gradients on the input side.
+template <class T>
+void input_gradients(const SeqShape& s, const T* x, const T* kernel, const T* dgx, bool go_backwards, T* dx,
+                     T* d_kernel) {
+  const index_t B = s.B, T_ = s.T, I = s.I, GH = s.gh();
+  const int nt = get_num_threads();
+  const MatView<const T> dgx_all = row_major(dgx, T_ * B, GH, GH);
+  gemm<T>(sequence_rows(x, B, T_, I, 0, T_, go_backwards).t(), dgx_all, row_major(d_kernel, I, GH, GH),
+          false, nt);
+  gemm<T>(dgx_all, row_major(kernel, I, GH, GH).t(), sequence_rows(dx, B, T_, I, 0, T_, go_backwards),
+          false, nt);
+}
+
+// ... and the recurrent side: d_recurrent_kernel = H_prev^T dgm, with dgm (T, B, G·H) the gate
+// gradients on the recurrent side (the same array as dgx except for GRU) and states (T+1, B, H)
+// with states[p] the state entering step p.
 template <class T>
 void weight_gradients(const SeqShape& s, const T* x, const T* kernel, const T* states,
                       const T* dgx, const T* dgm, bool go_backwards, T* dx, T* d_kernel,
                       T* d_recurrent_kernel) {
-  const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
-  const int nt = get_num_threads();
-  const MatView<const T> dgx_all = row_major(dgx, T_ * B, GH, GH);
-  const MatView<const T> dgm_all = row_major(dgm, T_ * B, GH, GH);
-  gemm<T>(sequence_rows(x, B, T_, I, 0, T_, go_backwards).t(), dgx_all, row_major(d_kernel, I, GH, GH),
-          false, nt);
-  gemm<T>(row_major(states, T_ * B, H, H).t(), dgm_all, row_major(d_recurrent_kernel, H, GH, GH),
-          false, nt);
-  gemm<T>(dgx_all, row_major(kernel, I, GH, GH).t(), sequence_rows(dx, B, T_, I, 0, T_, go_backwards),
-          false, nt);
+  const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
+  input_gradients(s, x, kernel, dgx, go_backwards, dx, d_kernel);
+  gemm<T>(row_major(states, T_ * B, H, H).t(), row_major(dgm, T_ * B, GH, GH),
+          row_major(d_recurrent_kernel, H, GH, GH), false, get_num_threads());
+}
+
+// A masked step for one row segment: the state is carried over, the output row (if any) is zero.
+template <class T>
+void carry_state(const T* prev, T* next, T* out, index_t n) {
+  std::memcpy(next, prev, n * sizeof(T));
+  if (out) std::memset(out, 0, n * sizeof(T));
 }
 
 // Whether row b is used at processing step p (no mask: every step).
