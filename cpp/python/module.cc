@@ -84,6 +84,13 @@ bool is_f64_array(const py::object& o, const char* name) {
                         std::string(py::str(dt)));
 }
 
+// Calls f(float{}) or f(double{}) by the dtype of `decider` (the weights decide; every other array
+// must then match, which the checked<T> calls enforce).
+template <class F>
+auto by_dtype(const py::object& decider, const char* name, F&& f) {
+  return is_f64_array(decider, name) ? f(double{}) : f(float{});
+}
+
 // kernel (I, G·H) -> H, checking that the width is a whole number of gate blocks.
 index_t units_of(const py::array& kernel, index_t gates) {
   const index_t width = kernel.shape(1);
@@ -385,9 +392,10 @@ PYBIND11_MODULE(_native, m) {
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0,
            const std::string& activation, py::object mask, bool go_backwards, bool training,
            bool return_sequences) {
-          return is_f64_array(kernel, "kernel")
-                     ? simple_rnn_forward_t<double>(x, kernel, rk, bias, h0, activation, mask, go_backwards, training, return_sequences)
-                     : simple_rnn_forward_t<float>(x, kernel, rk, bias, h0, activation, mask, go_backwards, training, return_sequences);
+          return by_dtype(kernel, "kernel", [&](auto tag) {
+            return simple_rnn_forward_t<decltype(tag)>(x, kernel, rk, bias, h0, activation, mask,
+                                                       go_backwards, training, return_sequences);
+          });
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
         py::arg("activation"), py::arg("mask"), py::arg("go_backwards"), py::arg("training"),
@@ -397,9 +405,10 @@ PYBIND11_MODULE(_native, m) {
         [](py::object d_outputs, py::object d_h_last, py::object x, py::object kernel, py::object rk,
            py::object states, py::object mask, const std::string& activation, bool go_backwards,
            bool has_bias) {
-          return is_f64_array(kernel, "kernel")
-                     ? simple_rnn_backward_t<double>(d_outputs, d_h_last, x, kernel, rk, states, mask, activation, go_backwards, has_bias)
-                     : simple_rnn_backward_t<float>(d_outputs, d_h_last, x, kernel, rk, states, mask, activation, go_backwards, has_bias);
+          return by_dtype(kernel, "kernel", [&](auto tag) {
+            return simple_rnn_backward_t<decltype(tag)>(d_outputs, d_h_last, x, kernel, rk, states,
+                                                        mask, activation, go_backwards, has_bias);
+          });
         },
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("states"), py::arg("mask"), py::arg("activation"),
@@ -409,9 +418,11 @@ PYBIND11_MODULE(_native, m) {
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0, py::object c0,
            const std::string& activation, const std::string& recurrent_activation, py::object mask,
            bool go_backwards, bool training, bool return_sequences) {
-          return is_f64_array(kernel, "kernel")
-                     ? lstm_forward_t<double>(x, kernel, rk, bias, h0, c0, activation, recurrent_activation, mask, go_backwards, training, return_sequences)
-                     : lstm_forward_t<float>(x, kernel, rk, bias, h0, c0, activation, recurrent_activation, mask, go_backwards, training, return_sequences);
+          return by_dtype(kernel, "kernel", [&](auto tag) {
+            return lstm_forward_t<decltype(tag)>(x, kernel, rk, bias, h0, c0, activation,
+                                                 recurrent_activation, mask, go_backwards, training,
+                                                 return_sequences);
+          });
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
         py::arg("c0"), py::arg("activation"), py::arg("recurrent_activation"), py::arg("mask"),
@@ -421,9 +432,11 @@ PYBIND11_MODULE(_native, m) {
         [](py::object d_outputs, py::object d_h_last, py::object d_c_last, py::object x, py::object kernel,
            py::object rk, py::tuple saved, py::object mask, const std::string& activation,
            const std::string& recurrent_activation, bool go_backwards, bool has_bias) {
-          return is_f64_array(kernel, "kernel")
-                     ? lstm_backward_t<double>(d_outputs, d_h_last, d_c_last, x, kernel, rk, saved, mask, activation, recurrent_activation, go_backwards, has_bias)
-                     : lstm_backward_t<float>(d_outputs, d_h_last, d_c_last, x, kernel, rk, saved, mask, activation, recurrent_activation, go_backwards, has_bias);
+          return by_dtype(kernel, "kernel", [&](auto tag) {
+            return lstm_backward_t<decltype(tag)>(d_outputs, d_h_last, d_c_last, x, kernel, rk,
+                                                  saved, mask, activation, recurrent_activation,
+                                                  go_backwards, has_bias);
+          });
         },
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("d_c_last"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("saved"), py::arg("mask"), py::arg("activation"),
@@ -433,9 +446,11 @@ PYBIND11_MODULE(_native, m) {
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0,
            const std::string& activation, const std::string& recurrent_activation, bool reset_after,
            py::object mask, bool go_backwards, bool training, bool return_sequences) {
-          return is_f64_array(kernel, "kernel")
-                     ? gru_forward_t<double>(x, kernel, rk, bias, h0, activation, recurrent_activation, reset_after, mask, go_backwards, training, return_sequences)
-                     : gru_forward_t<float>(x, kernel, rk, bias, h0, activation, recurrent_activation, reset_after, mask, go_backwards, training, return_sequences);
+          return by_dtype(kernel, "kernel", [&](auto tag) {
+            return gru_forward_t<decltype(tag)>(x, kernel, rk, bias, h0, activation,
+                                                recurrent_activation, reset_after, mask,
+                                                go_backwards, training, return_sequences);
+          });
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
         py::arg("activation"), py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("mask"),
@@ -445,9 +460,11 @@ PYBIND11_MODULE(_native, m) {
         [](py::object d_outputs, py::object d_h_last, py::object x, py::object kernel, py::object rk,
            py::tuple saved, py::object mask, const std::string& activation,
            const std::string& recurrent_activation, bool reset_after, bool go_backwards, bool has_bias) {
-          return is_f64_array(kernel, "kernel")
-                     ? gru_backward_t<double>(d_outputs, d_h_last, x, kernel, rk, saved, mask, activation, recurrent_activation, reset_after, go_backwards, has_bias)
-                     : gru_backward_t<float>(d_outputs, d_h_last, x, kernel, rk, saved, mask, activation, recurrent_activation, reset_after, go_backwards, has_bias);
+          return by_dtype(kernel, "kernel", [&](auto tag) {
+            return gru_backward_t<decltype(tag)>(d_outputs, d_h_last, x, kernel, rk, saved, mask,
+                                                 activation, recurrent_activation, reset_after,
+                                                 go_backwards, has_bias);
+          });
         },
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("saved"), py::arg("mask"), py::arg("activation"),
@@ -455,22 +472,30 @@ PYBIND11_MODULE(_native, m) {
         py::arg("has_bias"), "-> (dx, d_kernel, d_recurrent_kernel, d_bias | None, d_h0)");
   m.def("gemm",
         [](py::object a, py::object b, bool trans_a, bool trans_b) {
-          return is_f64_array(a, "a") ? gemm_t<double>(a, b, trans_a, trans_b) : gemm_t<float>(a, b, trans_a, trans_b);
+          return by_dtype(a, "a", [&](auto tag) {
+            return gemm_t<decltype(tag)>(a, b, trans_a, trans_b);
+          });
         },
         py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         "C = op(a) @ op(b) with the packed GEMM (a, b C-contiguous, same float dtype)");
   m.def("dense_forward",
         [](py::object x, py::object kernel, py::object bias, const std::string& activation) {
-          return is_f64_array(kernel, "kernel") ? dense_forward_t<double>(x, kernel, bias, activation) : dense_forward_t<float>(x, kernel, bias, activation);
+          return by_dtype(kernel, "kernel", [&](auto tag) {
+            return dense_forward_t<decltype(tag)>(x, kernel, bias, activation);
+          });
         },
         py::arg("x"), py::arg("kernel"), py::arg("bias"), py::arg("activation"),
         "y (N,U) = act(x (N,I) @ kernel (I,U) + bias)");
   m.def("activation",
         [](const std::string& name, py::object x) {
-          return is_f64_array(x, "x") ? activation_t<double>(name, x) : activation_t<float>(name, x);
+          return by_dtype(x, "x", [&](auto tag) {
+            return activation_t<decltype(tag)>(name, x);
+          });
         },
         py::arg("name"), py::arg("x"), "vectorised activation of a 1-D array (for accuracy tests)");
-  m.def("exp", [](py::object x) { return is_f64_array(x, "x") ? exp_t<double>(x) : exp_t<float>(x); },
+  m.def("exp", [](py::object x) { return by_dtype(x, "x", [&](auto tag) {
+   return exp_t<decltype(tag)>(x);
+ }); },
         py::arg("x"), "vectorised exp of a 1-D array (for accuracy tests)");
   m.def("set_num_threads", [](int n) { rnnkit::set_num_threads(n); }, py::arg("n"));
   m.def("max_threads", &rnnkit::max_threads, "the largest accepted thread count (4 x cores)");
