@@ -190,6 +190,20 @@ def check_activation(value, name: str = "activation", valid=ACTIVATIONS) -> str:
     return key
 
 
+def check_cache(cache, cache_type: type, forward_name: str):
+    """Return ``cache`` if it is a ``cache_type`` (what ``forward_name(..., training=True)`` returns).
+
+    ValueError for None (forward ran with training=False), TypeError for anything else.
+    """
+    if type(cache) is cache_type:
+        return cache
+    if cache is None:
+        raise ValueError(f"cache is None: call {forward_name}(..., training=True) to keep what backward needs")
+    raise TypeError(
+        f"cache must be the cache returned by {forward_name}(..., training=True), got {_type_name(cache)}"
+    )
+
+
 def check_bool(value, name: str) -> bool:
     """Return ``value`` as a Python bool; raise TypeError naming ``name`` unless it is a bool or numpy bool."""
     if value is True or value is False:

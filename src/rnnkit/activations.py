@@ -18,6 +18,10 @@ A plain Python callable is accepted for forward-only use (``predict``); it has n
 
 Arrays keep their floating dtype (float32 stays float32); other inputs are computed in float64.
 ``linear`` returns its input (forward) and ``dy`` (backward) themselves, without a copy.
+
+The element-wise math (all but softmax) and the tanh/sigmoid derivatives are those of
+:mod:`rnnkit.reference.activations`, the test oracle; this module adds softmax, the float
+conversion, the name registry and the forward/backward :class:`Activation` objects.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import numpy as np
+
+from .reference import activations as _ref
 
 __all__ = ["Activation", "get", "serialize", "deserialize", "names",
            "linear", "relu", "tanh", "sigmoid", "softmax", "hard_sigmoid"]
@@ -38,31 +44,27 @@ def _as_float(x) -> np.ndarray:
 
 
 # -- forward functions (also the Keras-style module-level API: ``activations.relu(x)``) ----------
+# The element-wise ones are the reference's (rnnkit.reference.activations); these wrappers only add
+# the float conversion of non-float inputs and stay distinct functions, so that ``get(relu)`` finds
+# its named, trainable activation.
 
 def linear(x):
     """Identity. Returns ``x`` itself (as an array), no copy."""
-    return _as_float(x)
+    return _ref.linear(_as_float(x))
 
 
 def relu(x):
     """max(x, 0)."""
-    x = _as_float(x)
-    return np.maximum(x, 0)
+    return _ref.relu(_as_float(x))
 
 
 def tanh(x):
-    x = _as_float(x)
-    return np.tanh(x)
+    return _ref.tanh(_as_float(x))
 
 
 def sigmoid(x):
     """1 / (1 + exp(-x)) without overflow: only exp(-|x|) <= 1 is ever formed."""
-    x = _as_float(x)
-    e = np.exp(-np.abs(x))
-    # x >= 0: 1 / (1 + e);  x < 0: e / (1 + e)   (e = exp(-|x|) in both cases)
-    num = np.where(x >= 0, np.ones_like(e), e)
-    e += 1
-    return np.divide(num, e, out=num)
+    return _ref.sigmoid(_as_float(x))
 
 
 def softmax(x):
@@ -77,12 +79,13 @@ def softmax(x):
 
 def hard_sigmoid(x):
     """Keras 3's piecewise-linear sigmoid: clip(x / 6 + 0.5, 0, 1)."""
-    x = _as_float(x)
-    y = x / 6 + 0.5
-    return np.clip(y, 0, 1, out=y)
+    return _ref.hard_sigmoid(_as_float(x))
 
 
 # -- backward functions: dx from dy and the cached output y -------------------------------------
+# tanh and sigmoid multiply by the reference's derivative-from-output. linear, relu and hard_sigmoid
+# do not multiply by their 0/1 (or 0/one-sixth) derivative: linear returns dy itself, and the other
+# two select dy where the slope is nonzero, so a dead unit passes exactly 0 even for an inf/NaN dy.
 
 def _linear_backward(dy, x, y):
     return dy
@@ -94,11 +97,11 @@ def _relu_backward(dy, x, y):
 
 
 def _tanh_backward(dy, x, y):
-    return dy * (1 - y * y)
+    return dy * _ref.d_tanh(y)
 
 
 def _sigmoid_backward(dy, x, y):
-    return dy * (y * (1 - y))
+    return dy * _ref.d_sigmoid(y)
 
 
 def _softmax_backward(dy, x, y):

@@ -32,6 +32,8 @@ import time
 
 import numpy as np
 
+from ._backend import _available_cores
+
 # name: (B, T, I, H) -- the sizes of PERFORMANCE.md, smallest first
 SIZES = {
     "seed-tiny": (1, 3, 2, 4),
@@ -219,13 +221,6 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative number of seconds, got {text}")
     return value
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _program_name() -> str:

@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import activations
+
 __all__ = ["Loss", "MeanSquaredError", "BinaryCrossentropy", "CategoricalCrossentropy",
            "SparseCategoricalCrossentropy", "get", "serialize", "deserialize", "EPSILON",
            "mean_squared_error", "binary_crossentropy", "categorical_crossentropy",
@@ -65,17 +67,6 @@ def _shifted(z: np.ndarray, zmax: np.ndarray) -> np.ndarray:
     # correct limit 0
     with np.errstate(over="ignore"):
         return z - zmax
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(_shifted(z, np.max(z, axis=-1, keepdims=True)))
-    e /= np.sum(e, axis=-1, keepdims=True)
-    return e
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(z))  # <= 1, never overflows
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _match_rank(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -286,7 +277,7 @@ class BinaryCrossentropy(_Crossentropy):
             losses = np.mean(elem, axis=-1)
             if not need_grad:
                 return losses, None
-            d = _sigmoid(z)
+            d = activations.sigmoid(z)
             d -= y_true
             d /= c
             return losses, d
@@ -319,7 +310,7 @@ class CategoricalCrossentropy(_Crossentropy):
             losses = (y_sum * lse)[..., 0] - np.sum(y_true * z, axis=-1)
             if not need_grad:
                 return losses, None
-            d = _softmax(z)
+            d = activations.softmax(z)
             d *= y_sum
             d -= y_true
             return losses, d
@@ -377,7 +368,7 @@ class SparseCategoricalCrossentropy(_Crossentropy):
             losses = (lse - np.take_along_axis(z, idx, axis=-1))[..., 0]
             if not need_grad:
                 return losses, None
-            d = _softmax(z)
+            d = activations.softmax(z)
             np.put_along_axis(d, idx, np.take_along_axis(d, idx, axis=-1) - 1, axis=-1)
             return losses, d
         s = _row_sums(y_pred)

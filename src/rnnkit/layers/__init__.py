@@ -1,6 +1,7 @@
 """Keras-like layers: each is a forward ``__call__`` and a ``backward`` around a list of weights.
 
-- base.py       the :class:`Layer` contract and the registry used by ``load_model``
+- base.py       the :class:`Layer` contract, the registry used by ``load_model`` and the helpers the
+                layers share (seed and input-size checks, weight initialisation, backward checks)
 - recurrent.py  SimpleRNN, LSTM, GRU (math in ``rnnkit.ops``)
 - wrappers.py   Bidirectional
 - core.py       Dense, Embedding, Flatten, Dropout, ...

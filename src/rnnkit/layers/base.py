@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import as_array, check_positive_int, format_shape
+
 _LAYER_REGISTRY: dict[str, type] = {}
 
 
@@ -49,6 +51,70 @@ def _snake(name: str) -> str:
             out.append("_")
         out.append(ch.lower())
     return "".join(out)
+
+
+# -- helpers shared by the layer implementations (core.py, recurrent.py) ----------------------------
+
+def check_seed(seed, name="seed"):
+    """A constructor's ``seed``: None or a non-negative int (bools rejected) -> None or int."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be a non-negative integer or None, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer or None, got {seed}")
+    return int(seed)
+
+
+def build_input_dim(layer, input_shape):
+    """For ``build``: the input size I of ``input_shape`` (an int I, or a shape tuple whose last entry
+    is I; checked >= 1), or None when ``layer`` is already built for that I (nothing to do). A layer
+    built for another I raises ValueError. ``layer`` has ``name``, ``built`` and ``input_dim``."""
+    if isinstance(input_shape, (tuple, list)):
+        if not input_shape:
+            raise ValueError(f"{layer.name}: input_shape must be an int or a non-empty shape tuple, "
+                             f"got {input_shape!r}")
+        input_shape = input_shape[-1]
+    input_dim = check_positive_int(input_shape, "input_shape")
+    if layer.built:
+        if input_dim != layer.input_dim:
+            raise ValueError(f"layer {layer.name!r} was built for {layer.input_dim} input features, "
+                             f"got input_shape with {input_dim}")
+        return None
+    return input_dim
+
+
+def checked_weight(value, shape, dtype, label):
+    """What an initializer returned, as an owned C-contiguous ``dtype`` array of ``shape``.
+
+    Initializers may be user callables: insist on the shape (``label`` names the initializer in the
+    error) and never keep a reference to the returned object."""
+    arr = np.array(value, dtype=dtype, order="C")
+    if arr.shape != shape:
+        raise ValueError(f"{label} returned an array of shape {format_shape(arr.shape)}, "
+                         f"expected {format_shape(shape)}")
+    return arr
+
+
+def initialized_weight(initializer, shape, dtype, rng, label):
+    """A new weight ``initializer(shape, dtype, rng)``, checked by :func:`checked_weight`."""
+    return checked_weight(initializer(shape, dtype, rng), shape, dtype, label)
+
+
+def training_cache(layer, value):
+    """``value`` (what the last training call kept), or the ValueError of a backward without one."""
+    if value is None:
+        raise ValueError(f"layer {layer.name!r}: call the layer with training=True before backward")
+    return value
+
+
+def check_d_output(d_output, shape):
+    """``d_output`` as an array of the given shape (that of the last training call's output)."""
+    d_output = as_array(d_output, "d_output")
+    if d_output.shape != shape:
+        raise ValueError(f"d_output must have shape {format_shape(shape)} (the output of the last "
+                         f"training call), got {format_shape(d_output.shape)}")
+    return d_output
 
 
 class Layer:

@@ -19,41 +19,13 @@ import numpy as np
 
 from .. import activations, initializers, ops
 from .._validation import as_array, check_bool, check_positive_int, format_shape
-from .base import Layer, register_layer
+from .base import (Layer, build_input_dim, check_d_output, check_seed, initialized_weight,
+                   register_layer, training_cache)
 
 __all__ = ["Dense", "Embedding", "Flatten", "Dropout", "Masking"]
 
 #: activations fused into the dense kernel (ops.dense_forward); others run after a linear GEMM
 _FUSED = ("linear", "relu", "tanh", "sigmoid")
-
-
-def _check_seed(seed):
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be a non-negative integer or None, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer or None, got {seed}")
-    return int(seed)
-
-
-def _input_dim(input_shape, layer_name):
-    """An int I, or a shape tuple whose last entry is I -> I (checked >= 1)."""
-    if isinstance(input_shape, (tuple, list)):
-        if not input_shape:
-            raise ValueError(f"{layer_name}: input_shape must be an int or a non-empty shape tuple, "
-                             f"got {input_shape!r}")
-        input_shape = input_shape[-1]
-    return check_positive_int(input_shape, "input_shape")
-
-
-def _initialized(initializer, shape, dtype, rng, label):
-    # Initializers may be user callables: insist on the shape, own a C-contiguous copy.
-    arr = np.array(initializer(shape, dtype, rng), dtype=dtype, order="C")
-    if arr.shape != shape:
-        raise ValueError(f"{label} returned an array of shape {format_shape(arr.shape)}, "
-                         f"expected {format_shape(shape)}")
-    return arr
 
 
 def _combine_masks(own, incoming):
@@ -63,20 +35,6 @@ def _combine_masks(own, incoming):
     if incoming is None or np.shape(incoming) != own.shape:
         return own
     return own & np.asarray(incoming, dtype=bool)
-
-
-def _training_cache(layer, value):
-    if value is None:
-        raise ValueError(f"layer {layer.name!r}: call the layer with training=True before backward")
-    return value
-
-
-def _check_d_output(d_output, shape):
-    d_output = as_array(d_output, "d_output")
-    if d_output.shape != shape:
-        raise ValueError(f"d_output must have shape {format_shape(shape)} (the output of the last "
-                         f"training call), got {format_shape(d_output.shape)}")
-    return d_output
 
 
 @register_layer
@@ -103,7 +61,7 @@ class Dense(Layer):
         self.use_bias = check_bool(use_bias, "use_bias")
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         if not self.use_bias:
             self.weight_names = ("kernel",)
         # fused activation name for the kernel, or "linear" + a separate activation pass
@@ -120,18 +78,16 @@ class Dense(Layer):
 
     def build(self, input_shape) -> None:
         """Create kernel (I, U) and bias (U,) from ``np.random.default_rng(seed)`` (kernel first)."""
-        input_dim = _input_dim(input_shape, self.name)
-        if self.built:
-            if input_dim != self.input_dim:
-                raise ValueError(f"layer {self.name!r} was built for {self.input_dim} input features, "
-                                 f"got input_shape with {input_dim}")
+        input_dim = build_input_dim(self, input_shape)
+        if input_dim is None:  # already built for this input size
             return
         rng = np.random.default_rng(self.seed)
         shape = (input_dim, self.units)
-        self._weights = [_initialized(self.kernel_initializer, shape, self.dtype, rng, "kernel_initializer")]
+        self._weights = [initialized_weight(self.kernel_initializer, shape, self.dtype, rng,
+                                            "kernel_initializer")]
         if self.use_bias:
-            self._weights.append(_initialized(self.bias_initializer, (self.units,), self.dtype, rng,
-                                              "bias_initializer"))
+            self._weights.append(initialized_weight(self.bias_initializer, (self.units,), self.dtype, rng,
+                                                    "bias_initializer"))
         self.input_dim = input_dim
         self.built = True
 
@@ -167,8 +123,8 @@ class Dense(Layer):
         ``from_logits=True``: ``d_output`` is the gradient with respect to the pre-activation
         (the GEMM output), i.e. the activation's own backward is skipped.
         """
-        cache = _training_cache(self, self._cache)
-        d_output = _check_d_output(d_output, self._output_shape)
+        cache = training_cache(self, self._cache)
+        d_output = check_d_output(d_output, self._output_shape)
         if self._separate is not None and not from_logits:
             d_output = self._separate.backward(d_output, None, self._act_output)
         elif from_logits and self._fused != "linear":
@@ -218,7 +174,7 @@ class Embedding(Layer):
         self.output_dim = check_positive_int(output_dim, "output_dim")
         self.embeddings_initializer = initializers.get(embeddings_initializer, "embeddings_initializer")
         self.mask_zero = check_bool(mask_zero, "mask_zero")
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self._indices = None
         self._mask = None
 
@@ -227,8 +183,8 @@ class Embedding(Layer):
         if self.built:
             return
         rng = np.random.default_rng(self.seed)
-        self._weights = [_initialized(self.embeddings_initializer, (self.input_dim, self.output_dim),
-                                      self.dtype, rng, "embeddings_initializer")]
+        self._weights = [initialized_weight(self.embeddings_initializer, (self.input_dim, self.output_dim),
+                                            self.dtype, rng, "embeddings_initializer")]
         self.built = True
 
     def _indices_of(self, x):
@@ -257,8 +213,8 @@ class Embedding(Layer):
 
     def backward(self, d_output):
         """Accumulate ``d_output`` (..., D) into the rows read; ``grads = [d_embeddings]``; returns None."""
-        x = _training_cache(self, self._indices)
-        d_output = _check_d_output(d_output, (*x.shape, self.output_dim))
+        x = training_cache(self, self._indices)
+        d_output = check_d_output(d_output, (*x.shape, self.output_dim))
         d_table = np.zeros_like(self._weights[0])
         np.add.at(d_table, x.reshape(-1), d_output.reshape(-1, self.output_dim))
         self.grads = [d_table]
@@ -306,7 +262,7 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, d_output):
-        shape = _training_cache(self, self._input_shape)
+        shape = training_cache(self, self._input_shape)
         d_output = as_array(d_output, "d_output")
         want = (shape[0], math.prod(shape[1:]))
         if d_output.shape != want:
@@ -341,7 +297,7 @@ class Dropout(Layer):
         if not 0.0 <= float(rate) < 1.0:
             raise ValueError(f"rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self._rng = np.random.default_rng(self.seed)
         self.built = True
         self._scale = None   # keep-mask / (1 - rate) of the last training call
@@ -365,8 +321,8 @@ class Dropout(Layer):
         return x * self._scale
 
     def backward(self, d_output):
-        scale = _training_cache(self, self._scale)
-        d_output = _check_d_output(d_output, self._shape)
+        scale = training_cache(self, self._scale)
+        d_output = check_d_output(d_output, self._shape)
         self.grads = []
         return d_output * scale
 
@@ -409,8 +365,8 @@ class Masking(Layer):
         return np.where(keep, x, 0).astype(x.dtype if x.dtype.kind == "f" else self.dtype, copy=False)
 
     def backward(self, d_output):
-        keep = _training_cache(self, self._keep)
-        d_output = _check_d_output(d_output, self._shape)
+        keep = training_cache(self, self._keep)
+        d_output = check_d_output(d_output, self._shape)
         self.grads = []
         return np.where(keep, d_output, 0).astype(d_output.dtype, copy=False)
 

@@ -25,19 +25,22 @@ import numpy as np
 from .. import initializers, ops
 from .._validation import (ACTIVATIONS, RECURRENT_ACTIVATIONS, as_array, check_activation,
                            check_bool, check_positive_int, format_shape)
-from .base import Layer, register_layer
+from .base import (Layer, build_input_dim, check_d_output, check_seed, checked_weight,
+                   initialized_weight, register_layer, training_cache)
 
 __all__ = ["RNN", "SimpleRNN", "LSTM", "GRU"]
 
 
-def _check_seed(seed, name="seed"):
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{name} must be a non-negative integer or None, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"{name} must be a non-negative integer or None, got {seed}")
-    return int(seed)
+def sequence_input(layer, x):
+    """The input of a recurrent layer's call as an array; a layer not built yet is built for it,
+    which needs x of shape (B, T, I). (The ops check x's shape on every call.)"""
+    if type(x) is not np.ndarray:
+        x = as_array(x, "x")
+    if not layer.built:
+        if x.ndim != 3:
+            raise ValueError(f"x must have shape (batch, time, features), got {format_shape(x.shape)}")
+        layer.build(x.shape[2])
+    return x
 
 
 class RNN(Layer):
@@ -73,7 +76,7 @@ class RNN(Layer):
         self.return_state = check_bool(return_state, "return_state")
         self.go_backwards = check_bool(go_backwards, "go_backwards")
         self.stateful = check_bool(stateful, "stateful")
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         if not self.use_bias:
             self.weight_names = self.weight_names[:2]
         self._cell_kwargs = dict(cell_kwargs or {})
@@ -106,38 +109,24 @@ class RNN(Layer):
         Weights are drawn from ``np.random.default_rng(seed)`` in the order kernel, recurrent_kernel,
         bias, so a layer with a seed is reproducible. Building again with the same I does nothing.
         """
-        if isinstance(input_shape, (tuple, list)):
-            if not input_shape:
-                raise ValueError(f"input_shape must be an int or a non-empty shape tuple, got {input_shape!r}")
-            input_shape = input_shape[-1]
-        input_dim = check_positive_int(input_shape, "input_shape")
-        if self.built:
-            if input_dim != self.input_dim:
-                raise ValueError(f"layer {self.name!r} was built for {self.input_dim} input features, "
-                                 f"got input_shape with {input_dim}")
+        input_dim = build_input_dim(self, input_shape)
+        if input_dim is None:  # already built for this input size
             return
         rng = np.random.default_rng(self.seed)
         H, GH = self.units, self.gates * self.units
         arrays = [
-            self._checked(self.kernel_initializer((input_dim, GH), self.dtype, rng), (input_dim, GH),
-                          "kernel_initializer"),
-            self._checked(self.recurrent_initializer((H, GH), self.dtype, rng), (H, GH),
-                          "recurrent_initializer"),
+            initialized_weight(self.kernel_initializer, (input_dim, GH), self.dtype, rng,
+                               "kernel_initializer"),
+            initialized_weight(self.recurrent_initializer, (H, GH), self.dtype, rng,
+                               "recurrent_initializer"),
         ]
         if self.use_bias:
-            arrays.append(self._checked(self._init_bias(rng), self._bias_shape(), "bias_initializer"))
+            arrays.append(checked_weight(self._init_bias(rng), self._bias_shape(), self.dtype,
+                                         "bias_initializer"))
         self._weights = arrays
         self._weight_args = tuple(arrays) if self.use_bias else (*arrays, None)
         self.input_dim = input_dim
         self.built = True
-
-    def _checked(self, value, shape, label):
-        # Initializers may be user callables: insist on the shape, own a C-contiguous copy.
-        arr = np.array(value, dtype=self.dtype, order="C")
-        if arr.shape != shape:
-            raise ValueError(f"{label} returned an array of shape {format_shape(arr.shape)}, "
-                             f"expected {format_shape(shape)}")
-        return arr
 
     # -- states ----------------------------------------------------------------------------------
     def _as_states(self, states, argument, batch=None):
@@ -179,12 +168,7 @@ class RNN(Layer):
     # -- forward ---------------------------------------------------------------------------------
     def __call__(self, x, initial_state=None, mask=None, lengths=None, training=False):
         """Run the layer on x (B, T, I); see the module docstring for what is returned."""
-        if type(x) is not np.ndarray:
-            x = as_array(x, "x")
-        if not self.built:
-            if x.ndim != 3:
-                raise ValueError(f"x must have shape (batch, time, features), got {format_shape(x.shape)}")
-            self.build(x.shape[2])
+        x = sequence_input(self, x)
         if initial_state is not None:
             states = self._as_states(initial_state, "initial_state", x.shape[0] if x.ndim else None)
         elif self.stateful:
@@ -224,15 +208,9 @@ class RNN(Layer):
         Overwrites ``self.grads`` (order of ``get_weights()``) and ``self.d_initial_state``;
         returns dx (B, T, I).
         """
-        cache = self._cache
-        if cache is None:
-            raise ValueError(f"layer {self.name!r}: call the layer with training=True before backward")
+        cache = training_cache(self, self._cache)
         if d_output is not None:
-            if type(d_output) is not np.ndarray:
-                d_output = as_array(d_output, "d_output")
-            if d_output.shape != self._output_shape:
-                raise ValueError(f"d_output must have shape {format_shape(self._output_shape)} (the output "
-                                 f"of the last training call), got {format_shape(d_output.shape)}")
+            d_output = check_d_output(d_output, self._output_shape)
         if d_state is None:
             d_last = list(self._zero_states)
         else:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import as_array, format_shape
-from .base import Layer, get_layer_class, register_layer
-from .recurrent import RNN
+from .base import Layer, check_d_output, get_layer_class, register_layer
+from .recurrent import RNN, sequence_input
 
 __all__ = ["Bidirectional"]
 
@@ -110,12 +109,7 @@ class Bidirectional(Layer):
     # -- forward ---------------------------------------------------------------------------------
     def __call__(self, x, initial_state=None, mask=None, lengths=None, training=False):
         """Run both directions on x (B, T, I) and merge; see the module docstring for the result."""
-        if type(x) is not np.ndarray:
-            x = as_array(x, "x")
-        if not self.built:
-            if x.ndim != 3:
-                raise ValueError(f"x must have shape (batch, time, features), got {format_shape(x.shape)}")
-            self.build(x.shape[2])
+        x = sequence_input(self, x)
         forward_states = backward_states = None
         if initial_state is not None:
             states = [initial_state] if isinstance(initial_state, np.ndarray) else list(initial_state)
@@ -196,14 +190,10 @@ class Bidirectional(Layer):
             return d_output[0], d_output[1]
         if d_output is None:
             return None, None
-        if type(d_output) is not np.ndarray:
-            d_output = as_array(d_output, "d_output")
         shape = self._output_shape
         if mode == "concat":
             shape = (*shape[:-1], 2 * shape[-1])
-        if d_output.shape != shape:
-            raise ValueError(f"d_output must have shape {format_shape(shape)} (the output of the last "
-                             f"training call), got {format_shape(d_output.shape)}")
+        d_output = check_d_output(d_output, shape)
         if mode == "concat":
             h = self._output_shape[-1]
             return d_output[..., :h], d_output[..., h:]

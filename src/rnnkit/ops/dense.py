@@ -22,6 +22,7 @@ from .._validation import (
     canonical_weight,
     check_activation,
     check_bool,
+    check_cache,
     check_ndim,
     check_numeric,
     check_shape,
@@ -116,11 +117,6 @@ def dense_backward(d_y, cache):
         ``(dx, d_kernel, d_bias)`` in the forward dtype: dx (N, I), d_kernel (I, U), d_bias (U,) or
         None when the forward pass had no bias.
     """
-    if type(cache) is not DenseCache:
-        if cache is None:
-            raise ValueError("cache is None: call dense_forward(..., training=True) to keep what "
-                             "backward needs")
-        raise TypeError(f"cache must be the cache returned by dense_forward(..., training=True), "
-                        f"got {type(cache).__name__}")
+    cache = check_cache(cache, DenseCache, "dense_forward")
     d_y = canonical_data(d_y, "d_y", cache.dtype, (cache.rows, cache.units))
     return cache.impl.dense_backward(d_y, cache.inner)

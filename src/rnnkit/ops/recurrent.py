@@ -38,6 +38,7 @@ from .._validation import (
     canonical_weight,
     check_activation,
     check_bool,
+    check_cache,
     check_ndim,
     check_numeric,
     check_shape,
@@ -234,15 +235,10 @@ _EMPTY = _EmptyImpl()
 
 
 def _check_cache(cache, cell, forward_name) -> RecurrentCache:
-    if type(cache) is RecurrentCache:
-        if cache.cell != cell:
-            raise ValueError(f"cache was made by {cache.cell}_forward, not {forward_name}")
-        return cache
-    if cache is None:
-        raise ValueError(f"cache is None: call {forward_name}(..., training=True) to keep what backward needs")
-    raise TypeError(
-        f"cache must be the cache returned by {forward_name}(..., training=True), got {type(cache).__name__}"
-    )
+    cache = check_cache(cache, RecurrentCache, forward_name)
+    if cache.cell != cell:
+        raise ValueError(f"cache was made by {cache.cell}_forward, not {forward_name}")
+    return cache
 
 
 def _check_d_outputs(d_outputs, cache: RecurrentCache):
