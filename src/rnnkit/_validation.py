@@ -179,6 +179,8 @@ def check_activation(value, name: str = "activation", valid=ACTIVATIONS) -> str:
 
     Raises TypeError for non-strings, ValueError naming ``name`` and listing ``valid`` for unknown names.
     """
+    if type(value) is str and value in valid:  # already canonical (the common case)
+        return value
     if value is None:
         key = "linear"
     elif isinstance(value, str):

@@ -100,6 +100,9 @@ def _prepare(gates, x, kernel, recurrent_kernel, bias, states, mask, lengths, re
     states [(B,H) | None, ...], mask (B,T) bool | None, units H)`` — a plain tuple because this runs
     on every call and a few hundred nanoseconds matter at small sizes.
     """
+    fast = _prepare_canonical(gates, x, kernel, recurrent_kernel, bias, states, mask, lengths, reset_after)
+    if fast is not None:
+        return fast
     # 1. the kernel fixes dtype, I and H
     kernel = as_array(kernel, "kernel")
     dtype = weight_dtype(kernel, "kernel")
@@ -149,7 +152,48 @@ def _prepare(gates, x, kernel, recurrent_kernel, bias, states, mask, lengths, re
     return dtype, x, kernel, recurrent_kernel, bias, states, mask, units
 
 
+_FLOAT_DTYPES = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
+
+
+def _prepare_canonical(gates, x, kernel, recurrent_kernel, bias, states, mask, lengths, reset_after):
+    """The common case, recognised cheaply: C-contiguous native-order float arrays of one dtype with
+    consistent shapes, no mask, no initial states. Returns what :func:`_prepare` would, or None to
+    take the general path (which validates and converts everything else). At seed-tiny size this
+    saves about a microsecond per call."""
+    if not (mask is None and lengths is None and type(kernel) is np.ndarray and type(x) is np.ndarray
+            and type(recurrent_kernel) is np.ndarray):
+        return None
+    dtype = kernel.dtype
+    kshape, xshape = kernel.shape, x.shape
+    if (dtype not in _FLOAT_DTYPES or len(kshape) != 2 or len(xshape) != 3 or xshape[2] != kshape[0]
+            or kshape[0] < 1 or kshape[1] < gates or kshape[1] % gates or x.dtype is not dtype
+            or recurrent_kernel.dtype is not dtype):
+        return None
+    gh = kshape[1]
+    units = gh // gates
+    if recurrent_kernel.shape != (units, gh):
+        return None
+    if bias is not None:
+        expected = (2, gh) if reset_after else (gh,)
+        if not (type(bias) is np.ndarray and bias.dtype is dtype and bias.shape == expected
+                and bias.flags.c_contiguous):
+            return None
+    for _, value in states:
+        if value is not None:
+            return None
+    if not (kernel.flags.c_contiguous and x.flags.c_contiguous and recurrent_kernel.flags.c_contiguous):
+        return None
+    return dtype, x, kernel, recurrent_kernel, bias, [None] * len(states), None, units
+
+
+_BOOLS = (True, False)
+
+
 def _flags(go_backwards, training, return_sequences):
+    if go_backwards in _BOOLS and training in _BOOLS and return_sequences in _BOOLS:
+        # fast path; `in` compares with ==, so also make sure they really are bools (1 == True)
+        if type(go_backwards) is bool and type(training) is bool and type(return_sequences) is bool:
+            return go_backwards, training, return_sequences
     return (
         check_bool(go_backwards, "go_backwards"),
         check_bool(training, "training"),
