@@ -207,14 +207,20 @@ void packed_a_prepare(PackedA<T>& pa, index_t m, index_t k, index_t kc) {
 template <class T>
 void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0, index_t k1) {
   const index_t mr = pa.mr;
+  const bool plain = a.rows.is_plain() && a.cols.is_plain() && a.cols.stride == 1;  // the recurrences' case
   for (index_t k = k0; k < k1;) {
     const index_t kb = k / pa.kc, kb_end = std::min(k1, (kb + 1) * pa.kc);
-    const index_t kc_b = std::min(pa.kc, pa.k - kb * pa.kc);
+    const index_t kc_b = std::min(pa.kc, pa.k - kb * pa.kc), koff = k - kb * pa.kc, n = kb_end - k;
     T* blk = pa.block(kb);
     for (index_t i = 0; i < pa.m; ++i) {
-      const T* src = a.data + a.rows.offset(i);
-      T* dst = blk + (i / mr) * mr * kc_b + (i % mr);
-      for (index_t kk = k; kk < kb_end; ++kk) dst[(kk - kb * pa.kc) * mr] = src[a.cols.offset(kk)];
+      T* dst = blk + (i / mr) * mr * kc_b + (i % mr) + koff * mr;
+      if (plain) {
+        const T* src = a.data + i * a.rows.stride + k;
+        for (index_t j = 0; j < n; ++j) dst[j * mr] = src[j];
+      } else {
+        const T* src = a.data + a.rows.offset(i);
+        for (index_t j = 0; j < n; ++j) dst[j * mr] = src[a.cols.offset(k + j)];
+      }
     }
     k = kb_end;
   }
