@@ -1,5 +1,6 @@
-#include "rnnkit/sequence.h"
+// Thread-count decisions for the recurrences (serial threshold, batch vs units split).
 #include "rnnkit/recurrent.h"
+#include "rnnkit/sequence.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -32,10 +33,6 @@ int recurrent_threads(double step_flops, index_t units, int nr) {
   return nt;
 }
 
-}  // namespace rnnkit
-
-namespace rnnkit {
-
 Partition partition(index_t batch, index_t steps, index_t units, index_t gates, std::size_t elem_size,
                     double step_flops, int nr) {
   const int all = get_num_threads();
@@ -48,14 +45,13 @@ Partition partition(index_t batch, index_t steps, index_t units, index_t gates, 
     return 0;
   }();
   // A batch split has no barrier in the time loop: it pays off once the whole sequence is worth a
-  // parallel region (~10 µs of work), while every thread streams all of recurrent_kernel each step
-  // (so while that stays near L2 size) and gets at least 16 rows.
+  // parallel region (20x the per-step threshold: tens of µs of GEMM), while every thread streams
+  // all of recurrent_kernel each step (so while that stays near L2 size) and gets >= 16 rows.
   const double weight_bytes = double(units) * double(gates * units) * double(elem_size);
   const bool batch_worth = double(steps) * step_flops >= 20.0 * parallel_min_flops() &&
                            weight_bytes <= 2.0 * 1024 * 1024 && batch >= 16 * all;
   if (forced == 1 ? batch >= 2 && step_flops > 0 : forced == 0 && batch_worth)
     return Partition{static_cast<int>(std::min<index_t>(all, batch)), true};
-  if (step_flops < parallel_min_flops()) return Partition{1, false};
   return Partition{recurrent_threads(step_flops, units, nr), false};
 }
 
