@@ -1,15 +1,21 @@
 // The machinery every cell runs on (oneDNN's vocabulary: layer GEMM, iteration GEMM, post-GEMM).
+// A thread owns a Slice for the whole sequence: either some batch rows with every unit (no
+// barrier in the time loop: rows never interact) or every row with some units of every gate
+// (one barrier per step publishes h_t); `partition` picks (see Partition).
 //
 // Forward (run_forward):
-//   1. pack kernel (I, G·H) and recurrent_kernel (H, G·H) once, gate blocks panel-aligned
-//   2. layer GEMM: pre = x @ kernel for a chunk of steps, one GEMM over (steps·B) rows
-//   3. iteration GEMM per step: pre_t (+)= h_{t-1} @ recurrent_kernel on this thread's units of every gate
-//   4. post-GEMM: the cell's element-wise step on the same units (bias, activations, state update)
-//   5. one barrier per step publishes h_t. Threads own the same units for the whole sequence.
+//   1. pack kernel (I, G·H) and recurrent_kernel (H, G·H) once
+//   2. layer GEMM: pre = x @ kernel for a chunk of steps, one GEMM over (steps·rows) rows
+//   3. iteration GEMM per step: pre_t (+)= h_{t-1} @ recurrent_kernel on this thread's slice, with
+//      h_{t-1} already packed by the thread(s) that produced it
+//   4. post-GEMM: the cell's element-wise step on the slice (bias, activations, state update), then
+//      this thread packs its part of h_t
+//   5. units split only: one barrier per step.
 // Backward (run_backward), reverse time:
-//   1. the cell's element-wise backward gives the gate gradients dG_t on this thread's units
-//   2. dh_{t-1} = dG_t @ recurrent_kernel^T on this thread's units, then the cell adds its pass-through terms
-//   3. one barrier per step; after the loop weight_gradients() does the big GEMMs over all T·B rows.
+//   1. the cell's element-wise backward gives the gate gradients dG_t on this thread's slice
+//   2. dh_{t-1} = dG_t @ recurrent_kernel^T on the slice, then the cell adds its pass-through terms
+//   3. units split only: one barrier per step. After the loop weight_gradients() does the big
+//      GEMMs over all T·B rows.
 #pragma once
 
 #include <algorithm>
