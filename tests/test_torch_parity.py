@@ -1,4 +1,5 @@
-"""The NumPy reference against PyTorch (float64): outputs, final states and every gradient.
+"""rnnkit (the NumPy reference and the native kernels, through rnnkit.ops) against PyTorch (float64):
+outputs, final states and every gradient.
 
 Weights move across with the mapping of SEMANTICS.md ("Mapping to other libraries"):
 weight_ih = kernel.T, weight_hh = recurrent_kernel.T; LSTM bias in bias_ih with bias_hh = 0;
@@ -12,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.reference import gru as ref_gru
-from rnnkit.reference import lstm as ref_lstm
-from rnnkit.reference import simple_rnn as ref_srnn
+import rnnkit
+from rnnkit import ops
 
 torch = pytest.importorskip("torch")
 
@@ -39,19 +39,29 @@ def gru_keras_to_torch(a):
 CELLS = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
 
-def run_reference(cell, x, kernel, recurrent_kernel, bias, h0, c0, mask, d_out, d_h, d_c):
-    """-> outputs, [states], {name: gradient}"""
+def run_rnnkit(cell, x, kernel, recurrent_kernel, bias, h0, c0, mask, d_out, d_h, d_c):
+    """-> outputs, [states], {name: gradient}, with the active backend"""
     if cell == "simple_rnn":
-        out, h, cache = ref_srnn.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, mask=mask)
-        dx, dk, dr, db, dh0 = ref_srnn.simple_rnn_backward(d_out, d_h, cache)
+        out, h, cache = ops.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, mask=mask)
+        dx, dk, dr, db, dh0 = ops.simple_rnn_backward(d_out, d_h, cache)
         return out, [h], dict(x=dx, kernel=dk, recurrent_kernel=dr, bias=db, h0=dh0)
     if cell == "lstm":
-        out, h, c, cache = ref_lstm.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask=mask)
-        dx, dk, dr, db, dh0, dc0 = ref_lstm.lstm_backward(d_out, d_h, d_c, cache)
+        out, h, c, cache = ops.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, mask=mask)
+        dx, dk, dr, db, dh0, dc0 = ops.lstm_backward(d_out, d_h, d_c, cache)
         return out, [h, c], dict(x=dx, kernel=dk, recurrent_kernel=dr, bias=db, h0=dh0, c0=dc0)
-    out, h, cache = ref_gru.gru_forward(x, kernel, recurrent_kernel, bias, h0, reset_after=True, mask=mask)
-    dx, dk, dr, db, dh0 = ref_gru.gru_backward(d_out, d_h, cache)
+    out, h, cache = ops.gru_forward(x, kernel, recurrent_kernel, bias, h0, reset_after=True, mask=mask)
+    dx, dk, dr, db, dh0 = ops.gru_backward(d_out, d_h, cache)
     return out, [h], dict(x=dx, kernel=dk, recurrent_kernel=dr, bias=db, h0=dh0)
+
+
+@pytest.fixture(params=["python", "native"])
+def backend(request):
+    if request.param == "native" and not rnnkit._backend.native_available():
+        pytest.skip("the native module is not built")
+    previous = rnnkit.get_backend()
+    rnnkit.set_backend(request.param)
+    yield request.param
+    rnnkit.set_backend(previous)
 
 
 def run_torch(cell, x, kernel, recurrent_kernel, bias, h0, c0, lengths, d_out, d_h, d_c):
@@ -104,7 +114,7 @@ def run_torch(cell, x, kernel, recurrent_kernel, bias, h0, c0, lengths, d_out, d
 
 @pytest.mark.parametrize("variable_lengths", [False, True], ids=["full", "packed"])
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_matches_torch(cell, variable_lengths):
+def test_matches_torch(cell, variable_lengths, backend):
     rng = np.random.default_rng(sum(map(ord, cell)) + variable_lengths)
     batch, steps, features, units = 4, 6, 3, 5
     gates = CELLS[cell]
@@ -119,7 +129,7 @@ def test_matches_torch(cell, variable_lengths):
     lengths = np.array([3, 6, 1, 4]) if variable_lengths else None
     mask = None if lengths is None else np.arange(steps) < lengths[:, None]
 
-    out, states, grads = run_reference(cell, x, kernel, recurrent_kernel, bias, h0, c0, mask, d_out, d_h, d_c)
+    out, states, grads = run_rnnkit(cell, x, kernel, recurrent_kernel, bias, h0, c0, mask, d_out, d_h, d_c)
     t_out, t_states, t_grads = run_torch(cell, x, kernel, recurrent_kernel, bias, h0, c0, lengths,
                                          d_out, d_h, d_c)
     assert_rel_close(out, t_out, "outputs")
