@@ -192,13 +192,20 @@ void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, ind
 }
 
 template <class T>
-void packed_a_prepare(PackedA<T>& pa, index_t m, index_t k, index_t kc) {
+int best_tile_rows(index_t m) {
   const Kernels<T>& ker = kernels<T>();
+  const index_t pad = ((m + ker.mr - 1) / ker.mr) * ker.mr;
+  const index_t pad_small = ((m + ker.mr_small - 1) / ker.mr_small) * ker.mr_small;
+  return 10 * pad_small < 9 * pad ? ker.mr_small : ker.mr;  // small tiles must save > 10 %
+}
+
+template <class T>
+void packed_a_prepare(PackedA<T>& pa, index_t m, index_t k, index_t kc, int mr) {
   pa.m = m;
   pa.k = k;
-  pa.mr = ker.mr;
+  pa.mr = mr;
   pa.kc = kc;
-  pa.m_pad = ((m + ker.mr - 1) / ker.mr) * ker.mr;
+  pa.m_pad = ((m + mr - 1) / mr) * mr;
   pa.buf.resize(std::max<index_t>(1, pa.m_pad * k));
   // rows past m stay zero for the whole sequence
   if (pa.m_pad > m) std::memset(pa.buf.data(), 0, pa.m_pad * k * sizeof(T));
@@ -230,21 +237,22 @@ template <class T>
 void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
                     const MatView<T>& c, bool accumulate) {
   const Kernels<T>& ker = kernels<T>();
-  const index_t M = a.m, MC = Blocking<T>::mc;
+  const index_t M = a.m, MC = (Blocking<T>::mc / 24) * 24;  // a multiple of every tile height
   const index_t panels_per_block = std::max<index_t>(1, Blocking<T>::nc / b.nr);
+  auto macro = a.mr == ker.mr ? ker.macro : ker.macro_small;
   if (q1 <= q0 || M == 0) return;
   for (index_t ic = 0; ic < M; ic += MC) {
     const index_t mc = std::min(MC, M - ic);
     for (index_t kb = 0; kb < b.num_kblocks(); ++kb) {
       const index_t kc = b.kblock_len(kb);
       const bool acc = accumulate || kb > 0;
-      const T* ablk = a.block(kb) + (ic / ker.mr) * ker.mr * kc;
+      const T* ablk = a.block(kb) + (ic / a.mr) * a.mr * kc;
       for (index_t g = 0; g < b.groups; ++g)
         for (index_t qb = q0; qb < q1; qb += panels_per_block) {
           const index_t qe = std::min(q1, qb + panels_per_block);
           const index_t c0 = qb * b.nr, c1 = std::min(b.group_n, qe * b.nr);
           if (c1 <= c0) break;
-          ker.macro(mc, c1 - c0, kc, ablk, b.panel(kb, g, qb), kc * b.nr, c, ic, g * b.group_n + c0, acc);
+          macro(mc, c1 - c0, kc, ablk, b.panel(kb, g, qb), kc * b.nr, c, ic, g * b.group_n + c0, acc);
         }
     }
   }
@@ -288,7 +296,8 @@ void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatV
   template void packed_b_fill<T>(PackedB<T>&, const MatView<const T>&, int, int);                \
   template index_t packed_a_size<T>();                                                            \
   template T* packed_a_workspace<T>();                                                            \
-  template void packed_a_prepare<T>(PackedA<T>&, index_t, index_t, index_t);                      \
+  template void packed_a_prepare<T>(PackedA<T>&, index_t, index_t, index_t, int);                 \
+  template int best_tile_rows<T>(index_t);                                                        \
   template void packed_a_fill_columns<T>(PackedA<T>&, const MatView<const T>&, index_t, index_t); \
   template void gemm_prepacked<T>(const PackedA<T>&, const PackedB<T>&, index_t, index_t,         \
                                   const MatView<T>&, bool);                                       \

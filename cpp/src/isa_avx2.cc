@@ -6,4 +6,6 @@
 #define RNNKIT_NV_F32 2
 #define RNNKIT_MR_F64 6
 #define RNNKIT_NV_F64 2
+#define RNNKIT_MR_SMALL_F32 4
+#define RNNKIT_MR_SMALL_F64 4
 #include "isa_kernels.inc"

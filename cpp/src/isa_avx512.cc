@@ -7,4 +7,6 @@
 #define RNNKIT_NV_F32 2
 #define RNNKIT_MR_F64 12
 #define RNNKIT_NV_F64 2
+#define RNNKIT_MR_SMALL_F32 8
+#define RNNKIT_MR_SMALL_F64 8
 #include "isa_kernels.inc"

@@ -62,8 +62,13 @@ struct PackedA {
   index_t m = 0, k = 0, m_pad = 0, mr = 0, kc = 0;
   T* block(index_t kb) const { return buf.data() + kb * kc * m_pad; }
 };
+// mr: the micro-tile height it will be used with (Kernels::mr or Kernels::mr_small).
 template <class T>
-void packed_a_prepare(PackedA<T>& pa, index_t m, index_t k, index_t kc);
+void packed_a_prepare(PackedA<T>& pa, index_t m, index_t k, index_t kc, int mr);
+// The tile height that pads m rows least (mr_small when it saves rows, counting its tiles as
+// slightly less efficient).
+template <class T>
+int best_tile_rows(index_t m);
 // Packs columns [k0, k1) of A (pa.m x pa.k) into pa (other columns untouched).
 template <class T>
 void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0, index_t k1);

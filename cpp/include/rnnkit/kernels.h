@@ -20,6 +20,11 @@ struct Kernels {
   // c: full view of C; its columns must be contiguous (cols.stride == 1, plain).
   void (*macro)(index_t m, index_t n, index_t kc, const T* a, const T* b, index_t b_panel_stride,
                 const MatView<T>& c, index_t row0, index_t col0, bool accumulate);
+  // The same with mr_small-row tiles (A packed in mr_small-row panels): a recurrent step whose
+  // rows divide by it better (16 or 32 rows with mr = 12) wastes fewer padding rows.
+  int mr_small;
+  void (*macro_small)(index_t m, index_t n, index_t kc, const T* a, const T* b, index_t b_panel_stride,
+                      const MatView<T>& c, index_t row0, index_t col0, bool accumulate);
 
   // y[0:n] = act(x[0:n]); y may alias x. Vectorised; tanh/sigmoid within 4 ulp (float32).
   void (*activation)(Activation act, const T* x, T* y, index_t n);

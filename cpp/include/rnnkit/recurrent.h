@@ -112,7 +112,10 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
     const index_t nb = sl.rows();
     PackedA<T>* sp = state_p.data() + (part.by_batch ? 2 * tid : 0);
     if (part.by_batch || tid == 0)
-      for (int i = 0; i < 2; ++i) packed_a_prepare(sp[i], part.by_batch ? nb : B, H, recurrent_p.kc);
+      for (int i = 0; i < 2; ++i) {
+        const index_t rows = part.by_batch ? nb : B;
+        packed_a_prepare(sp[i], rows, H, recurrent_p.kc, best_tile_rows<T>(rows));
+      }
     barrier();
     T* a_work = packed_a_workspace<T>();
     // each thread packs what it produced: its units of h_t (all rows), or all units of its rows
@@ -168,7 +171,10 @@ void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_las
     const index_t nb = sl.rows(), c0 = sl.c0, c1 = sl.c1;
     PackedA<T>* dp = dg_p.data() + (part.by_batch ? 2 * tid : 0);
     if (part.by_batch || tid == 0)
-      for (int i = 0; i < 2; ++i) packed_a_prepare(dp[i], part.by_batch ? nb : B, GH, recurrent_t.kc);
+      for (int i = 0; i < 2; ++i) {
+        const index_t rows = part.by_batch ? nb : B;
+        packed_a_prepare(dp[i], rows, GH, recurrent_t.kc, best_tile_rows<T>(rows));
+      }
     barrier();
     auto pack_dg = [&](index_t p) {  // this thread's part of every gate block of dG_p
       const index_t r0 = part.by_batch ? sl.b0 : 0;
