@@ -18,7 +18,7 @@ template <class T>
 void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx, T* dgm) {
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   const Activation act = a.activation, ract = a.recurrent_activation;
-  const Kernels<T>& ker = elementwise_kernels<T>(s.H);
+  const Kernels<T>& ker = kernels<T>();
   auto dout_row = [&](index_t b, index_t p, index_t c0) {
     return a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
   };
@@ -64,7 +64,7 @@ template <class T>
 void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg) {
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   const Activation act = a.activation, ract = a.recurrent_activation;
-  const Kernels<T>& ker = elementwise_kernels<T>(s.H);
+  const Kernels<T>& ker = kernels<T>();
   const int nt = recurrent_threads(2.0 * B * GH * H, H, kernels<T>().nr);
   PackedB<T> rec_h_t, rec_zr_t;  // R_h^T (H, H) and R_zr^T (2H, H)
   packed_b_prepare(rec_h_t, H, H, 1);

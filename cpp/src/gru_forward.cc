@@ -20,7 +20,7 @@ void gru_update(const T* z, const T* hh, const T* h_prev, T* h, index_t n) {
 template <class T>
 void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T>& pingpong) {
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
-  const Kernels<T>& ker = elementwise_kernels<T>(s.H);
+  const Kernels<T>& ker = kernels<T>();
   auto state = [&](index_t p) -> T* {
     return a.states ? a.states + p * B * H : pingpong.data() + (p & 1) * B * H;
   };
@@ -58,7 +58,7 @@ void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T
 template <class T>
 void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<T>& pingpong) {
   const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
-  const Kernels<T>& ker = elementwise_kernels<T>(s.H);
+  const Kernels<T>& ker = kernels<T>();
   auto state = [&](index_t p) -> T* {
     return a.states ? a.states + p * B * H : pingpong.data() + (p & 1) * B * H;
   };

@@ -19,7 +19,7 @@ void lstm_backward(const LstmBackward<T>& a) {
     for (index_t i = 0; i < B * H; ++i) a.d_c0[i] = a.d_c_last ? a.d_c_last[i] : T(0);
     return;
   }
-  const Kernels<T>& ker = elementwise_kernels<T>(s.H);
+  const Kernels<T>& ker = kernels<T>();
   const Activation act = a.activation, ract = a.recurrent_activation;
   Buffer<T> dg(T_ * B * GH);  // gate gradients (T, B, 4H)
   // dc_carry lives in d_c0: it holds dc_t while walking back and ends as dc_0.

@@ -13,7 +13,7 @@ void lstm_forward(const LstmForward<T>& a) {
   const SeqShape s{a.batch, a.steps, a.input_size, a.units, 4};
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   if (B == 0) return;
-  const Kernels<T>& ker = elementwise_kernels<T>(s.H);
+  const Kernels<T>& ker = kernels<T>();
   const bool training = a.gates != nullptr;
   Buffer<T> pingpong(training ? 1 : 4 * B * H);  // h and c ping-pong pairs when nothing is kept
   auto h_state = [&](index_t p) -> T* {

@@ -19,7 +19,7 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
     empty_sequence_gradients(s, a.d_h_last, a.dx, a.d_kernel, a.d_recurrent_kernel, a.d_bias, H, a.d_h0);
     return;
   }
-  const Kernels<T>& ker = kernels<T>();  // rows are contiguous: the widest vectors pay
+  const Kernels<T>& ker = kernels<T>();
   Buffer<T> dz(T_ * B * H);  // dZ: (T, B, H) time-major, processing order
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dz.data(),
     // 1. dZ_p = (dh_p + d_outputs_p) * act'(h_p) on valid rows, zero on masked rows

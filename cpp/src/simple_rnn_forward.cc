@@ -14,7 +14,7 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
   const SeqShape s{a.batch, a.steps, a.input_size, a.units, 1};
   const index_t B = s.B, T_ = s.T, H = s.H;
   if (B == 0) return;
-  const Kernels<T>& ker = kernels<T>();  // rows are contiguous: the widest vectors pay
+  const Kernels<T>& ker = kernels<T>();
   // States: the training cache (T+1, B, H), or a ping-pong pair when nothing is kept.
   Buffer<T> pingpong(a.states ? 1 : 2 * B * H);
   auto state = [&](index_t p) -> T* {  // the state after p steps

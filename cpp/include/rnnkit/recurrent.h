@@ -66,15 +66,6 @@ Slice thread_slice(const Partition& part, const PackedB<T>& packed, index_t B, i
   return sl;
 }
 
-// The kernels for the element-wise post-GEMM work on rows of H units: when H is shorter than the
-// active ISA's vector, the portable 4-wide kernels avoid a padded tail on every row. (Such H fits
-// one panel, so one thread owns every unit whatever the thread count: results stay identical.)
-template <class T>
-const Kernels<T>& elementwise_kernels(index_t H) {
-  const Kernels<T>& ker = kernels<T>();
-  return H < ker.nr / 2 ? generic::table<T>() : ker;
-}
-
 // pre:       (rows, G·H) scratch the layer GEMM writes for a chunk of steps, or the whole sequence
 //            when `keep_all` (training: the cell turns it into its cache of activated gates).
 // separate:  the iteration GEMM writes h@R into its own (B, G·H) buffer instead of accumulating
