@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,8 @@ std::string shape_str(const std::vector<index_t>& s) {
 // Checks that `obj` is a C-contiguous, aligned, native-order array of dtype T with `shape`
 // (-1 = any) and returns it; None is allowed when `optional`.
 template <class T>
-py::object checked(const py::object& obj, const char* name, std::vector<index_t> shape, bool optional = false) {
+py::object checked(const py::object& obj, const char* name, std::initializer_list<index_t> shape,
+                   bool optional = false) {
   if (obj.is_none()) {
     if (optional) return py::none();
     throw py::value_error(std::string(name) + " is required, got None");
@@ -39,22 +41,26 @@ py::object checked(const py::object& obj, const char* name, std::vector<index_t>
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy array");
   py::array arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<T>()))
-    throw py::value_error(std::string(name) + " must have dtype " +
-                          std::string(py::str(py::dtype::of<T>())) + ", got " +
-                          std::string(py::str(arr.dtype())));
+  static const py::handle expected = py::dtype::of<T>().release();  // kept for the process
+  if (!arr.dtype().is(expected))
+    throw py::value_error(std::string(name) + " must have dtype " + std::string(py::str(expected)) +
+                          ", got " + std::string(py::str(arr.dtype())));
   const int flags = py::array::c_style;
   if (!(arr.flags() & flags) || !(arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
     throw py::value_error(std::string(name) + " must be C-contiguous and aligned");
-  std::vector<index_t> got(arr.shape(), arr.shape() + arr.ndim());
-  bool ok = got.size() == shape.size();
-  for (size_t i = 0; ok && i < shape.size(); ++i) {
-    if (shape[i] < 0) shape[i] = got[i];
-    ok = got[i] == shape[i];
+  // shape: -1 = any; compared in place (this runs for every array of every call)
+  bool ok = static_cast<std::size_t>(arr.ndim()) == shape.size();
+  for (std::size_t i = 0; ok && i < shape.size(); ++i) {
+    const index_t want = shape.begin()[i];
+    ok = want < 0 || arr.shape(i) == want;
   }
-  if (!ok)
-    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " +
+  if (!ok) {
+    std::vector<index_t> want(shape), got(arr.shape(), arr.shape() + arr.ndim());
+    for (std::size_t i = 0; i < want.size() && i < got.size(); ++i)
+      if (want[i] < 0) want[i] = got[i];
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(want) + ", got " +
                           shape_str(got));
+  }
   return arr;
 }
 
