@@ -56,8 +56,9 @@ py::object checked(const py::object& obj, const char* name, std::initializer_lis
   }
   if (!ok) {
     std::vector<index_t> want(shape), got(arr.shape(), arr.shape() + arr.ndim());
-    for (std::size_t i = 0; i < want.size() && i < got.size(); ++i)
-      if (want[i] < 0) want[i] = got[i];
+    if (want.size() == got.size())  // same rank: show the free dimensions as received
+      for (std::size_t i = 0; i < want.size(); ++i)
+        if (want[i] < 0) want[i] = got[i];
     throw py::value_error(std::string(name) + " must have shape " + shape_str(want) + ", got " +
                           shape_str(got));
   }
