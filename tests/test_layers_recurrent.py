@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pytest
 
+from numerics import numeric_grad
+
 import rnnkit
 from rnnkit import initializers
 from rnnkit.layers import GRU, LSTM, Bidirectional, SimpleRNN, get_layer_class
@@ -26,20 +28,6 @@ N_STATES = {SimpleRNN: 1, LSTM: 2, GRU: 1}
 
 def _as_list(result):
     return list(result) if isinstance(result, list) else [result]
-
-
-def numeric_grad(loss, arr, eps=1e-6):
-    """Central finite differences of the scalar ``loss()`` with respect to ``arr`` (perturbed in place)."""
-    grad = np.zeros_like(arr)
-    for idx in np.ndindex(arr.shape):
-        old = arr[idx]
-        arr[idx] = old + eps
-        plus = loss()
-        arr[idx] = old - eps
-        minus = loss()
-        arr[idx] = old
-        grad[idx] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def check_gradients(layer, x, n_output=1, initial_state=None, seed=0, **call_kwargs):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from numerics import assert_rel_close
+
 import rnnkit
 from rnnkit import _backend, ops
 
@@ -39,26 +41,6 @@ VARIANTS = {
     "gru_reset_after": ("gru", 3, ops.gru_forward, ops.gru_backward, 1, {"reset_after": True}),
     "gru_reset_before": ("gru", 3, ops.gru_forward, ops.gru_backward, 1, {"reset_after": False}),
 }
-
-
-def assert_rel_close(actual, expected, rtol, name="array"):
-    """Assert ‖actual − expected‖ / ‖expected‖ ≤ rtol, with matching shapes; NaN/Inf always fail.
-
-    If ``expected`` is all zeros, ``actual`` must be all zeros too. Both None also passes.
-    """
-    if expected is None or actual is None:
-        assert actual is None and expected is None, f"{name}: one result is None, the other is not"
-        return
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
-    assert np.all(np.isfinite(actual)), f"{name}: actual has non-finite values"
-    assert np.all(np.isfinite(expected)), f"{name}: expected has non-finite values"
-    a, b = actual.astype(np.float64), expected.astype(np.float64)
-    err, ref = np.linalg.norm(a - b), np.linalg.norm(b)
-    if ref == 0:
-        assert err == 0, f"{name}: expected all zeros, got norm {err:.3e}"
-    else:
-        assert err / ref <= rtol, f"{name}: relative error {err / ref:.3e} > {rtol:.0e}"
 
 
 @pytest.mark.parametrize(

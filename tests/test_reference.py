@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pytest
 
+from numerics import numeric_grad
+
 from rnnkit.reference import activations as ref_act
 from rnnkit.reference import gru as ref_gru
 from rnnkit.reference import lstm as ref_lstm
@@ -135,15 +137,11 @@ def check_gradients(cell, p, options, d_outputs, d_states):
         outputs, states, _ = cell.forward(q, training=False, **options)
         return scalar_loss(outputs, states, d_outputs, d_states)
 
-    for name, value in fd_params.items():
+    for name, value in list(fd_params.items()):
         if value is None:
             continue
-        numeric = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            plus, minus = value.copy(), value.copy()
-            plus[idx] += EPS
-            minus[idx] -= EPS
-            numeric[idx] = (loss({**fd_params, name: plus}) - loss({**fd_params, name: minus})) / (2 * EPS)
+        fd_params[name] = value = value.copy()  # perturbed in place by numeric_grad
+        numeric = numeric_grad(lambda: loss(fd_params), value, EPS)
         assert grads[name].dtype == np.float64
         assert grads[name].shape == value.shape
         np.testing.assert_allclose(grads[name], numeric, rtol=FD_RTOL, atol=FD_ATOL, err_msg=name)

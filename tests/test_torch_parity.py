@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from numerics import assert_rel_close
+
 import rnnkit
 from rnnkit import ops
 
@@ -21,13 +23,6 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 REL_TOL = 1e-10   # SEMANTICS.md float64 tolerance: ||a - b|| / ||b||
-
-
-def assert_rel_close(actual, expected, name, tol=REL_TOL):
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
-    err = np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-300)
-    assert err <= tol, f"{name}: relative error {err:.3g} > {tol:g}"   # NaN fails this comparison
 
 
 def gru_keras_to_torch(a):
@@ -132,11 +127,11 @@ def test_matches_torch(cell, variable_lengths, backend):
     out, states, grads = run_rnnkit(cell, x, kernel, recurrent_kernel, bias, h0, c0, mask, d_out, d_h, d_c)
     t_out, t_states, t_grads = run_torch(cell, x, kernel, recurrent_kernel, bias, h0, c0, lengths,
                                          d_out, d_h, d_c)
-    assert_rel_close(out, t_out, "outputs")
+    assert_rel_close(out, t_out, REL_TOL, "outputs")
     for name, a, b in zip(["h_last", "c_last"], states, t_states):
-        assert_rel_close(a, b, name)
+        assert_rel_close(a, b, REL_TOL, name)
     assert set(grads) == set(t_grads)
     for name in grads:
-        assert_rel_close(grads[name], t_grads[name], "d_" + name)
+        assert_rel_close(grads[name], t_grads[name], REL_TOL, "d_" + name)
     if mask is not None:
         assert np.all(out[~mask] == 0) and np.all(grads["x"][~mask] == 0)

@@ -18,6 +18,8 @@ import sys
 import numpy as np
 import pytest
 
+from numerics import assert_rel_close, numeric_grad
+
 import rnnkit
 from rnnkit import callbacks, cli, datasets, ops, optimizers, reference
 from rnnkit import _backend
@@ -31,21 +33,6 @@ DENSE_ACTIVATIONS = ["linear", "relu", "tanh", "sigmoid", "softmax", "hard_sigmo
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def numeric_grad(f, arr, eps=1e-6):
-    """Central differences of the scalar f() with respect to every entry of ``arr`` (in place)."""
-    grad = np.zeros_like(arr, dtype=np.float64)
-    flat, gflat = arr.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return grad
 
 
 def check_layer_gradients(layer, x, rng, check_input=True):
@@ -62,11 +49,6 @@ def check_layer_gradients(layer, x, rng, check_input=True):
         np.testing.assert_allclose(g, numeric_grad(loss, w), rtol=1e-6, atol=1e-8, err_msg=name)
     if check_input:
         np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-6, atol=1e-8, err_msg="dx")
-
-
-def rel_err(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
 
 
 def sum_sign_data(n=384, steps=10, seed=0):
@@ -141,7 +123,7 @@ def test_ops_dense_native_matches_reference(dtype, tol, activation, shape):
         rnnkit.set_backend(previous)
     for name, got, want in zip(("y", "dx", "d_kernel", "d_bias"), results["native"], results["python"]):
         assert got.dtype == np.dtype(dtype), name
-        assert rel_err(got, want) <= tol, (name, rel_err(got, want))
+        assert_rel_close(got, want, tol, name)
 
 
 def test_ops_dense_validates_arguments():

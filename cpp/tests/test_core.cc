@@ -78,8 +78,8 @@ static void test_activations() {
     worst_sig = std::max(worst_sig, std::fabs(double(y[i]) - r) / r);
   }
   const double eps = sizeof(T) == 4 ? 1.2e-7 : 2.3e-16;
-  check(worst_tanh < 8 * eps, "tanh relative error " + std::to_string(worst_tanh / eps) + " eps");
-  check(worst_sig < 8 * eps, "sigmoid relative error " + std::to_string(worst_sig / eps) + " eps");
+  check(worst_tanh < 4 * eps, "tanh relative error " + std::to_string(worst_tanh / eps) + " eps");
+  check(worst_sig < 4 * eps, "sigmoid relative error " + std::to_string(worst_sig / eps) + " eps");
 }
 
 template <class T>
