@@ -619,6 +619,18 @@ def test_isa_helpers_reject_unknown_names():
         _native.force_isa("sse9")
 
 
+def test_set_batch_lanes_modes():
+    previous = _native.set_batch_lanes("on")
+    try:
+        assert _native.set_batch_lanes("off") == "on"
+        assert _native.set_batch_lanes("auto") == "off"
+        with pytest.raises(ValueError, match=r"^mode must be 'auto', 'on' or 'off', got 'fast'"):
+            _native.set_batch_lanes("fast")
+        assert _native.set_batch_lanes("auto") == "auto"  # a rejected mode changes nothing
+    finally:
+        _native.set_batch_lanes(previous)
+
+
 def test_peak_gflops_rejects_bad_arguments():
     with pytest.raises(ValueError, match=r"^dtype must be 'float32' or 'float64', got 'float16'"):
         _native.peak_gflops("float16", 1)

@@ -169,18 +169,31 @@ def restore_backend():
     rnnkit.set_backend(previous)
 
 
+@pytest.fixture
+def batch_lanes():
+    """Call with "on" / "off" to force the native forward path; restored to the previous mode after."""
+    previous = _native.set_batch_lanes("auto")
+    _native.set_batch_lanes(previous)
+    yield _native.set_batch_lanes
+    _native.set_batch_lanes(previous)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['variant']}-{k % CASES_PER_CELL}-{case_id(c)}"
                                              for k, c in enumerate(CASES)])
-def test_native_matches_reference(restore_backend, case):
+def test_native_matches_reference(restore_backend, batch_lanes, case):
+    """Both native forward paths (batch lanes and GEMM, forced in turn) agree with the reference."""
     require_native(case["variant"])
     kwargs, d_outputs, d_states = make_arrays(case)
     names, expected = run("python", case["variant"], kwargs, d_outputs, d_states)
-    _, actual = run("native", case["variant"], kwargs, d_outputs, d_states)
     rtol = RTOL[np.dtype(case["dtype"])]
-    for name, a, b in zip(names, actual, expected):
-        if b is not None:
-            assert a is not None and a.dtype == b.dtype, f"{name}: dtype {getattr(a, 'dtype', None)} != {b.dtype}"
-        assert_rel_close(a, b, rtol, name)
+    for mode in ("on", "off"):
+        batch_lanes(mode)
+        _, actual = run("native", case["variant"], kwargs, d_outputs, d_states)
+        for name, a, b in zip(names, actual, expected):
+            if b is not None:
+                assert a is not None and a.dtype == b.dtype, \
+                    f"{mode}: {name}: dtype {getattr(a, 'dtype', None)} != {b.dtype}"
+            assert_rel_close(a, b, rtol, f"batch lanes {mode}: {name}")
 
 
 def test_inference_matches_training(restore_backend):
@@ -199,11 +212,12 @@ def test_inference_matches_training(restore_backend):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_one_and_two_threads_agree(restore_backend, variant, dtype):
+@pytest.mark.parametrize("B, H", [(64, 256), (200, 16)], ids=["gemm-path", "batch-lane-path"])
+def test_one_and_two_threads_agree(restore_backend, variant, dtype, B, H):
     """A size big enough to run in parallel gives bit-identical results at 1 and 2 threads (every
-    element is summed in the same order whatever the split)."""
+    element is summed in the same order whatever the split), on both forward paths."""
     require_native(variant)
-    case = dict(variant=variant, seed=42, B=64, T=20, I=64, H=256, dtype=dtype, activation="tanh",
+    case = dict(variant=variant, seed=42, B=B, T=50, I=64, H=H, dtype=dtype, activation="tanh",
                 recurrent_activation="sigmoid", bias=True, initial_states=True, masking="lengths",
                 go_backwards=False, return_sequences=True, d_state=True)
     kwargs, d_outputs, d_states = make_arrays(case)

@@ -512,6 +512,18 @@ PYBIND11_MODULE(_native, m) {
   m.def("isa_supported", [](const std::string& n) { return rnnkit::isa_supported(n.c_str()); }, py::arg("name"));
   m.def("force_isa", [](const std::string& n) { rnnkit::force_isa(n.c_str()); }, py::arg("name"),
         "switch ISA for the rest of the process; not while kernels run on other threads");
+  m.def("set_batch_lanes",
+        [](const std::string& mode) {
+          static const char* const names[] = {"auto", "on", "off"};
+          int m = -1;
+          for (int i = 0; i < 3; ++i)
+            if (mode == names[i]) m = i;
+          if (m < 0) throw py::value_error("mode must be 'auto', 'on' or 'off', got '" + mode + "'");
+          return std::string(names[rnnkit::set_batch_lanes(m)]);
+        },
+        py::arg("mode"),
+        "batch-lane forward path for few-unit cells: 'auto' (units <= 16), 'on' or 'off'; returns "
+        "the previous mode (tests and benchmarks; not while kernels run on other threads)");
   m.def("peak_gflops",
         [](const std::string& dtype, int threads) {
           if (dtype != "float32" && dtype != "float64")

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "rnnkit/gru.h"
+#include "rnnkit/batch_lane.h"
 #include "rnnkit/recurrent.h"
 
 namespace rnnkit {
@@ -137,6 +138,19 @@ void gru_forward(const GruForward<T>& a) {
   const SeqShape s{a.batch, a.steps, a.input_size, a.units, 3};
   const index_t B = s.B, H = s.H;
   if (B == 0) return;
+  if (use_batch_lanes(H)) {
+    BatchLaneForward<T> f;
+    f.cell = CellKind::kGru;
+    f.batch = B, f.steps = s.T, f.input_size = s.I, f.units = H;
+    f.x = a.x, f.kernel = a.kernel, f.recurrent_kernel = a.recurrent_kernel, f.bias = a.bias;
+    f.recurrent_bias = a.reset_after && a.bias ? a.bias + 3 * H : nullptr;
+    f.h0 = a.h0, f.mask = a.mask, f.go_backwards = a.go_backwards, f.reset_after = a.reset_after;
+    f.activation = a.activation, f.recurrent_activation = a.recurrent_activation;
+    f.outputs = a.outputs, f.h_last = a.h_last, f.h_states = a.states, f.gates = a.gates;
+    f.extra = a.extra;
+    batch_lane_forward(f);
+    return;
+  }
   Buffer<T> pingpong(a.states ? 1 : 2 * B * H);
   T* state0 = a.states ? a.states : pingpong.data();
   if (a.h0)

@@ -10,10 +10,6 @@
 
 namespace rnnkit {
 
-namespace {
-// Per-step work below which a recurrence runs serially: a barrier per step costs ~1 µs with hot
-// threads, and the second core only pays off once a step is several µs of GEMM.
-// RNNKIT_PARALLEL_MIN_FLOPS overrides it (for tuning on other machines).
 double parallel_min_flops() {
   static const double v = [] {
     const char* env = std::getenv("RNNKIT_PARALLEL_MIN_FLOPS");
@@ -23,7 +19,6 @@ double parallel_min_flops() {
   }();
   return v;
 }
-}  // namespace
 
 int recurrent_threads(double step_flops, index_t units, int nr) {
   int nt = get_num_threads();

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "rnnkit/batch_lane.h"
 #include "rnnkit/recurrent.h"
 #include "rnnkit/simple_rnn.h"
 
@@ -14,6 +15,16 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
   const SeqShape s{a.batch, a.steps, a.input_size, a.units, 1};
   const index_t B = s.B, T_ = s.T, H = s.H;
   if (B == 0) return;
+  if (use_batch_lanes(H)) {
+    BatchLaneForward<T> f;
+    f.cell = CellKind::kSimpleRnn;
+    f.batch = B, f.steps = T_, f.input_size = s.I, f.units = H;
+    f.x = a.x, f.kernel = a.kernel, f.recurrent_kernel = a.recurrent_kernel, f.bias = a.bias;
+    f.h0 = a.h0, f.mask = a.mask, f.activation = a.activation, f.go_backwards = a.go_backwards;
+    f.outputs = a.outputs, f.h_last = a.h_last, f.h_states = a.states;
+    batch_lane_forward(f);
+    return;
+  }
   const Kernels<T>& ker = kernels<T>();
   // States: the training cache (T+1, B, H), or a ping-pong pair when nothing is kept.
   Buffer<T> pingpong(a.states ? 1 : 2 * B * H);

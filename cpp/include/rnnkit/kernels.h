@@ -2,6 +2,7 @@
 // AVX-512). Everything else (packing, loop nests, cells) is ISA-neutral and calls through this table.
 #pragma once
 
+#include "rnnkit/batch_lane.h"
 #include "rnnkit/common.h"
 
 namespace rnnkit {
@@ -50,7 +51,20 @@ struct Kernels {
   // FMA peak probe: runs `iters` rounds of fma_flops_per_iter flops; returns a checksum.
   double (*fma_probe)(long iters);
   int fma_flops_per_iter;
+
+  // Batch-lane forward (batch_lane.h) over batch rows [b0, b1): `lanes` rows per vector; scratch
+  // of batch_lane_scratch(args, lanes) elements, 64-byte aligned, one per thread.
+  int lanes;
+  void (*batch_lane_rows)(const BatchLaneForward<T>& args, index_t b0, index_t b1, T* scratch);
 };
+
+// Scratch elements batch_lane_rows needs: rows of `lanes` for x_t (I), h and c ping-pongs (4H),
+// gates (G·H), GRU extra (H) and the step's outputs (H).
+template <class T>
+index_t batch_lane_scratch(const BatchLaneForward<T>& a, int lanes) {
+  const index_t G = a.cell == CellKind::kLstm ? 4 : a.cell == CellKind::kGru ? 3 : 1;
+  return (a.input_size + 6 * a.units + G * a.units) * lanes;
+}
 
 // The table for the ISA chosen at run time: RNNKIT_ISA=generic|avx2|avx512 forces one (if the CPU
 // supports it), otherwise the best the CPU supports. Selected once, on first use.

@@ -1,0 +1,65 @@
+// The batch-lane forward's driver (batch_lane.h): path choice and the split of row blocks over
+// threads. The per-ISA loops are in isa_batch_lane.inc.
+#include "rnnkit/batch_lane.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "rnnkit/gemm.h"
+#include "rnnkit/kernels.h"
+#include "rnnkit/sequence.h"
+#include "rnnkit/threading.h"
+
+namespace rnnkit {
+
+namespace {
+// Up to this many units the batch-lane path beats the GEMM path at every batch size measured
+// (benchmarks/RESULTS.md, "batch-lane path"): below it a 32-column micro-tile is mostly padding.
+constexpr index_t kBatchLaneMaxUnits = 16;
+
+std::atomic<int>& mode_slot() {
+  static std::atomic<int> mode{[] {
+    const char* env = std::getenv("RNNKIT_BATCH_LANES");
+    if (env && !std::strcmp(env, "on")) return 1;
+    if (env && !std::strcmp(env, "off")) return 2;
+    return 0;  // unset or anything else: auto
+  }()};
+  return mode;
+}
+}  // namespace
+
+bool use_batch_lanes(index_t units) {
+  const int mode = mode_slot().load(std::memory_order_relaxed);
+  return mode == 1 || (mode == 0 && units <= kBatchLaneMaxUnits);
+}
+
+int set_batch_lanes(int mode) { return mode_slot().exchange(mode); }
+
+template <class T>
+void batch_lane_forward(const BatchLaneForward<T>& a) {
+  if (a.batch == 0) return;
+  const Kernels<T>& ker = kernels<T>();
+  const index_t G = a.cell == CellKind::kLstm ? 4 : a.cell == CellKind::kGru ? 3 : 1;
+  const index_t blocks = (a.batch + ker.lanes - 1) / ker.lanes;
+  // Blocks never interact, so threads only pay off once the whole sequence is worth a parallel
+  // region (the same 20x-the-step-threshold rule as the GEMM path's batch split).
+  const double flops = 2.0 * a.batch * a.steps * G * a.units * (a.input_size + a.units);
+  const int nt = flops >= 20.0 * parallel_min_flops()
+                     ? static_cast<int>(std::min<index_t>(get_num_threads(), blocks))
+                     : 1;
+  const index_t per_thread = batch_lane_scratch(a, ker.lanes);
+  Buffer<T> scratch(nt * per_thread);  // per_thread is whole vectors: every slice stays aligned
+  parallel(nt, [&](int tid, int n_threads) {
+    index_t k0, k1;
+    split_range(blocks, 1, tid, n_threads, &k0, &k1);
+    const index_t b0 = std::min(a.batch, k0 * ker.lanes), b1 = std::min(a.batch, k1 * ker.lanes);
+    if (b1 > b0) ker.batch_lane_rows(a, b0, b1, scratch.data() + tid * per_thread);
+  });
+}
+
+template void batch_lane_forward<float>(const BatchLaneForward<float>&);
+template void batch_lane_forward<double>(const BatchLaneForward<double>&);
+
+}  // namespace rnnkit
