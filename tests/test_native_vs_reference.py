@@ -212,11 +212,12 @@ def test_inference_matches_training(restore_backend):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("variant", list(VARIANTS))
-@pytest.mark.parametrize("B, H", [(64, 256), (200, 16)], ids=["gemm-path", "batch-lane-path"])
-def test_one_and_two_threads_agree(restore_backend, variant, dtype, B, H):
+@pytest.mark.parametrize("B, H, lanes", [(64, 256, "off"), (200, 16, "on")], ids=["gemm-path", "batch-lane-path"])
+def test_one_and_two_threads_agree(restore_backend, batch_lanes, variant, dtype, B, H, lanes):
     """A size big enough to run in parallel gives bit-identical results at 1 and 2 threads (every
     element is summed in the same order whatever the split), on both forward paths."""
     require_native(variant)
+    batch_lanes(lanes)
     case = dict(variant=variant, seed=42, B=B, T=50, I=64, H=H, dtype=dtype, activation="tanh",
                 recurrent_activation="sigmoid", bias=True, initial_states=True, masking="lengths",
                 go_backwards=False, return_sequences=True, d_state=True)

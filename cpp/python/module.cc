@@ -522,7 +522,7 @@ PYBIND11_MODULE(_native, m) {
           return std::string(names[rnnkit::set_batch_lanes(m)]);
         },
         py::arg("mode"),
-        "batch-lane forward path for few-unit cells: 'auto' (units <= 16), 'on' or 'off'; returns "
+        "batch-lane forward path for few-unit cells: 'auto' (by shape), 'on' or 'off'; returns "
         "the previous mode (tests and benchmarks; not while kernels run on other threads)");
   m.def("peak_gflops",
         [](const std::string& dtype, int threads) {

@@ -15,9 +15,7 @@
 namespace rnnkit {
 
 namespace {
-// Up to this many units the batch-lane path beats the GEMM path at every batch size measured
-// (benchmarks/RESULTS.md, "batch-lane path"): below it a 32-column micro-tile is mostly padding.
-constexpr index_t kBatchLaneMaxUnits = 16;
+constexpr index_t kBatchLaneMaxColumns = 32;  // G·H
 
 std::atomic<int>& mode_slot() {
   static std::atomic<int> mode{[] {
@@ -30,9 +28,12 @@ std::atomic<int>& mode_slot() {
 }
 }  // namespace
 
-bool use_batch_lanes(index_t units) {
+template <class T>
+bool use_batch_lanes(index_t batch, index_t steps, index_t units, int gates) {
   const int mode = mode_slot().load(std::memory_order_relaxed);
-  return mode == 1 || (mode == 0 && units <= kBatchLaneMaxUnits);
+  if (mode != 0) return mode == 1;
+  const index_t lanes = kernels<T>().lanes;
+  return gates * units <= kBatchLaneMaxColumns && (2 * batch >= lanes || batch * steps <= lanes);
 }
 
 int set_batch_lanes(int mode) { return mode_slot().exchange(mode); }
@@ -59,6 +60,8 @@ void batch_lane_forward(const BatchLaneForward<T>& a) {
   });
 }
 
+template bool use_batch_lanes<float>(index_t, index_t, index_t, int);
+template bool use_batch_lanes<double>(index_t, index_t, index_t, int);
 template void batch_lane_forward<float>(const BatchLaneForward<float>&);
 template void batch_lane_forward<double>(const BatchLaneForward<double>&);
 

@@ -46,9 +46,13 @@ struct BatchLaneForward {
   T* extra = nullptr;     // (T, B, H) GRU: reset_after mh = h@R_h + recurrent_bias_h; else r·h_{t-1}
 };
 
-// Whether a cell with this many units runs on the batch-lane path: auto (units <= 16), or forced
-// by RNNKIT_BATCH_LANES=on|off, or by set_batch_lanes (tests and benchmarks).
-bool use_batch_lanes(index_t units);
+// Whether a forward of this shape runs on the batch-lane path. Auto: when a step's G·H columns fit
+// in one 32-wide micro-tile (which is then mostly padding, and the cell pass per row mostly empty
+// lanes) and the batch fills at least half of a vector's lanes, or the whole sequence is one
+// vector's worth of rows (seed-tiny); measured in benchmarks/RESULTS.md ("batch-lane path").
+// RNNKIT_BATCH_LANES=on|off or set_batch_lanes force a path (tests and benchmarks).
+template <class T>
+bool use_batch_lanes(index_t batch, index_t steps, index_t units, int gates);
 // 0 auto, 1 always, 2 never; returns the previous mode.
 int set_batch_lanes(int mode);
 

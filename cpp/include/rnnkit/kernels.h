@@ -58,12 +58,12 @@ struct Kernels {
   void (*batch_lane_rows)(const BatchLaneForward<T>& args, index_t b0, index_t b1, T* scratch);
 };
 
-// Scratch elements batch_lane_rows needs: rows of `lanes` for x_t (I), h and c ping-pongs (4H),
-// gates (G·H), GRU extra (H) and the step's outputs (H).
+// Scratch elements batch_lane_rows needs: rows of `lanes` for x_t (I), the input projections of
+// 8 steps (8·G·H), h and c ping-pongs (4H), gates (G·H), GRU extra (H) and the step's outputs (H).
 template <class T>
 index_t batch_lane_scratch(const BatchLaneForward<T>& a, int lanes) {
   const index_t G = a.cell == CellKind::kLstm ? 4 : a.cell == CellKind::kGru ? 3 : 1;
-  return (a.input_size + 6 * a.units + G * a.units) * lanes;
+  return (a.input_size + 6 * a.units + 9 * G * a.units) * lanes;
 }
 
 // The table for the ISA chosen at run time: RNNKIT_ISA=generic|avx2|avx512 forces one (if the CPU
