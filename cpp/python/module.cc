@@ -79,8 +79,24 @@ py::object checked_mask(const py::object& obj, index_t B, index_t T) {
   return checked<bool>(obj, "mask", {B, T});
 }
 
+// Result arrays. Large ones come from the core's cache of large blocks (rnnkit::large_alloc), so a
+// training loop reuses the pages of the previous call's arrays instead of faulting in fresh ones;
+// the capsule gives the block back when NumPy frees the array.
 template <class T>
-py::array_t<T> empty(std::vector<index_t> shape) { return py::array_t<T>(shape); }
+py::array_t<T> empty(std::vector<index_t> shape) {
+  std::size_t n = 1;
+  for (index_t d : shape) n *= static_cast<std::size_t>(d);
+  const std::size_t bytes = n * sizeof(T);
+  if (bytes < (std::size_t(1) << 20)) return py::array_t<T>(shape);
+  struct Block { void* p; std::size_t bytes; };
+  Block* block = new Block{rnnkit::large_alloc(bytes), bytes};
+  py::capsule owner(block, [](void* b) {
+    Block* blk = static_cast<Block*>(b);
+    rnnkit::large_free(blk->p, blk->bytes);
+    delete blk;
+  });
+  return py::array_t<T>(shape, static_cast<T*>(block->p), owner);
+}
 
 bool is_f64_array(const py::object& o, const char* name) {
   if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(name) + " must be a numpy array");
@@ -512,6 +528,8 @@ PYBIND11_MODULE(_native, m) {
   m.def("isa_supported", [](const std::string& n) { return rnnkit::isa_supported(n.c_str()); }, py::arg("name"));
   m.def("force_isa", [](const std::string& n) { rnnkit::force_isa(n.c_str()); }, py::arg("name"),
         "switch ISA for the rest of the process; not while kernels run on other threads");
+  m.def("release_cached_blocks", &rnnkit::release_cached_blocks,
+        "return the cached large blocks (freed results and workspaces) to the system");
   m.def("set_batch_lanes",
         [](const std::string& mode) {
           static const char* const names[] = {"auto", "on", "off"};

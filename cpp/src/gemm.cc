@@ -23,6 +23,23 @@ namespace {
 template <class T>
 void pack_a(const MatView<const T>& a, index_t row0, index_t m, index_t k0, index_t kc, int mr,
             T* dst) {
+  if (a.rows.is_plain() && a.rows.stride == 1 && !(a.cols.is_plain() && a.cols.stride == 1)) {
+    // A transposed view (X^T in X^T·dG): for each k the m rows are contiguous in memory, so walk
+    // k outermost and copy mr-long runs into every panel (one column offset per k, not per element)
+    const index_t full = m / mr * mr;
+    for (index_t k = 0; k < kc; ++k) {
+      const T* s = a.data + a.rows.offset(row0) + a.cols.offset(k0 + k);
+      for (index_t ip = 0; ip < full; ip += mr) {
+        T* d = dst + ip * kc + k * mr;
+        for (int i = 0; i < mr; ++i) d[i] = s[ip + i];
+      }
+      if (full < m) {
+        T* d = dst + full * kc + k * mr;
+        for (int i = 0; i < mr; ++i) d[i] = full + i < m ? s[full + i] : T(0);
+      }
+    }
+    return;
+  }
   index_t roff[32];
   for (index_t ip = 0; ip < m; ip += mr) {
     const int mv = static_cast<int>(std::min<index_t>(mr, m - ip));

@@ -59,6 +59,13 @@ MatView<T> row_major(T* data, index_t rows, index_t cols, index_t ld) {
 // nothing after the first; large blocks go straight back to the system.
 void* workspace_alloc(std::size_t bytes);
 void workspace_free(void* p, std::size_t bytes);
+// Page-aligned blocks from the process-wide cache of large blocks (thread-safe; up to
+// RNNKIT_CACHE_MB MiB of freed blocks are kept, default 512). workspace_alloc uses it above 1 MiB;
+// the Python module allocates its large result arrays from it. Free with the size allocated.
+void* large_alloc(std::size_t bytes);
+void large_free(void* p, std::size_t bytes);
+// Returns every cached large block to the system.
+void release_cached_blocks();
 
 // Uninitialised storage for workspaces (allocated once per call, never per step).
 template <class T>
