@@ -281,8 +281,13 @@ void gemm_team(const MatView<const T>& a, const MatView<const T>& b, const MatVi
   const Kernels<T>& ker = kernels<T>();
   const index_t M = c.nrows(), N = c.ncols();
   index_t m0 = 0, m1 = M, n0 = 0, n1 = N;
-  // Split the larger dimension; each thread runs an independent serial loop nest on its block.
-  if (N >= M)
+  // Split the dimension whose largest share (in whole micro-tiles, padding included) is smaller;
+  // each thread runs an independent serial loop nest on its block. (150 columns are 5 panels of
+  // 32, a 3:2 split; their 150 rows are 13 tiles of 12, 7:6.)
+  auto tiles = [](index_t n, index_t unit) { return (n + unit - 1) / unit; };
+  const index_t by_n = tiles(tiles(N, ker.nr), nt) * ker.nr * tiles(M, ker.mr) * ker.mr;
+  const index_t by_m = tiles(tiles(M, ker.mr), nt) * ker.mr * tiles(N, ker.nr) * ker.nr;
+  if (by_n <= by_m)
     split_range(N, ker.nr, tid, nt, &n0, &n1);
   else
     split_range(M, ker.mr, tid, nt, &m0, &m1);
