@@ -810,3 +810,22 @@ def test_dense_empty(dtype):
 def test_activation_helpers_empty(dtype):
     assert _native.activation("tanh", np.zeros(0, dtype)).shape == (0,)
     assert _native.exp(np.zeros(0, dtype)).shape == (0,)
+
+
+def test_large_results_reuse_cached_blocks_and_release_memory():
+    """Large results come from the cache of freed blocks; they stay valid after the cache is
+    released, and values never leak from one result into the next."""
+    import rnnkit
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 40, 16)).astype(np.float32)  # outputs (64, 40, 128): 1.3 MB
+    k = (0.2 * rng.standard_normal((16, 128))).astype(np.float32)
+    r = (0.1 * rng.standard_normal((128, 128))).astype(np.float32)
+    first = _native.simple_rnn_forward(x, k, r, None, None, "tanh", None, False, False, True)[0]
+    kept = first.copy()
+    del first  # its block goes back to the cache ...
+    second = _native.simple_rnn_forward(2 * x, k, r, None, None, "tanh", None, False, False, True)[0]
+    rnnkit.release_memory()
+    third = _native.simple_rnn_forward(x, k, r, None, None, "tanh", None, False, False, True)[0]
+    np.testing.assert_array_equal(third, kept)  # ... and is fully overwritten by the next result
+    assert not np.array_equal(second, kept)
+    assert second.flags.owndata is False and second.base is not None  # owned by the cache capsule

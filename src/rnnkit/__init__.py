@@ -6,11 +6,12 @@
 - ``get_backend()`` / ``set_backend("native" | "python")``: which implementation ``ops`` runs
   (initially the ``RNNKIT_BACKEND`` environment variable, else native when it is built).
 - ``get_num_threads()`` / ``set_num_threads(n)``: threads of the native kernels (default: all cores).
+- ``release_memory()``: return the native kernels' cache of freed large blocks to the system.
 """
 
 __version__ = "0.1.0"
 
-from ._backend import get_backend, get_num_threads, set_backend, set_num_threads
+from ._backend import get_backend, get_num_threads, release_memory, set_backend, set_num_threads
 from . import ops, reference
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "set_backend",
     "get_num_threads",
     "set_num_threads",
+    "release_memory",
 ]
 
 # --- public API re-exports (layers, models, training) ---

@@ -122,6 +122,18 @@ def set_num_threads(n: int) -> None:
         module.set_num_threads(n)
 
 
+def release_memory() -> None:
+    """Return the native kernels' cached large blocks to the system.
+
+    Freed results and workspaces over 1 MiB are kept for reuse by later calls (up to
+    ``RNNKIT_CACHE_MB`` MiB, default 512; 0 disables the cache), so that a training loop does not
+    fault in fresh pages every step. Nothing to do for the python backend or without the native module.
+    """
+    module = _native_ops if _native_ops is not _UNSET else _load_native()
+    if module is not None:
+        module.release_memory()
+
+
 def get_num_threads() -> int:
     """Return the number of threads of the native kernels (default: all cores available to the process).
 

@@ -117,3 +117,7 @@ def set_num_threads(n):
 
 def get_num_threads():
     return _native.get_num_threads()
+
+
+def release_memory():
+    _native.release_cached_blocks()
