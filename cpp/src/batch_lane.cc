@@ -29,11 +29,11 @@ std::atomic<int>& mode_slot() {
 }  // namespace
 
 template <class T>
-bool use_batch_lanes(index_t batch, index_t steps, index_t units, int gates) {
+bool use_batch_lanes(CellKind cell, index_t batch, index_t steps, index_t units) {
   const int mode = mode_slot().load(std::memory_order_relaxed);
   if (mode != 0) return mode == 1;
   const index_t lanes = kernels<T>().lanes;
-  return gates * units <= kBatchLaneMaxColumns && (2 * batch >= lanes || batch * steps <= lanes);
+  return gates_of(cell) * units <= kBatchLaneMaxColumns && (2 * batch >= lanes || batch * steps <= lanes);
 }
 
 int set_batch_lanes(int mode) { return mode_slot().exchange(mode); }
@@ -42,7 +42,7 @@ template <class T>
 void batch_lane_forward(const BatchLaneForward<T>& a) {
   if (a.batch == 0) return;
   const Kernels<T>& ker = kernels<T>();
-  const index_t G = a.cell == CellKind::kLstm ? 4 : a.cell == CellKind::kGru ? 3 : 1;
+  const index_t G = gates_of(a.cell);
   const index_t blocks = (a.batch + ker.lanes - 1) / ker.lanes;
   // Blocks never interact, so threads only pay off once the whole sequence is worth a parallel
   // region (the same 20x-the-step-threshold rule as the GEMM path's batch split).
@@ -60,8 +60,8 @@ void batch_lane_forward(const BatchLaneForward<T>& a) {
   });
 }
 
-template bool use_batch_lanes<float>(index_t, index_t, index_t, int);
-template bool use_batch_lanes<double>(index_t, index_t, index_t, int);
+template bool use_batch_lanes<float>(CellKind, index_t, index_t, index_t);
+template bool use_batch_lanes<double>(CellKind, index_t, index_t, index_t);
 template void batch_lane_forward<float>(const BatchLaneForward<float>&);
 template void batch_lane_forward<double>(const BatchLaneForward<double>&);
 

@@ -138,7 +138,7 @@ void gru_forward(const GruForward<T>& a) {
   const SeqShape s{a.batch, a.steps, a.input_size, a.units, 3};
   const index_t B = s.B, H = s.H;
   if (B == 0) return;
-  if (use_batch_lanes<T>(B, s.T, H, 3)) {
+  if (use_batch_lanes<T>(CellKind::kGru, B, s.T, H)) {
     BatchLaneForward<T> f;
     f.cell = CellKind::kGru;
     f.batch = B, f.steps = s.T, f.input_size = s.I, f.units = H;

@@ -14,7 +14,7 @@ void lstm_forward(const LstmForward<T>& a) {
   const SeqShape s{a.batch, a.steps, a.input_size, a.units, 4};
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   if (B == 0) return;
-  if (use_batch_lanes<T>(B, T_, H, 4)) {
+  if (use_batch_lanes<T>(CellKind::kLstm, B, T_, H)) {
     BatchLaneForward<T> f;
     f.cell = CellKind::kLstm;
     f.batch = B, f.steps = T_, f.input_size = s.I, f.units = H;

@@ -15,7 +15,7 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
   const SeqShape s{a.batch, a.steps, a.input_size, a.units, 1};
   const index_t B = s.B, T_ = s.T, H = s.H;
   if (B == 0) return;
-  if (use_batch_lanes<T>(B, T_, H, 1)) {
+  if (use_batch_lanes<T>(CellKind::kSimpleRnn, B, T_, H)) {
     BatchLaneForward<T> f;
     f.cell = CellKind::kSimpleRnn;
     f.batch = B, f.steps = T_, f.input_size = s.I, f.units = H;

@@ -7,7 +7,7 @@
 // vectors whatever H is, and blocks of rows never interact: each thread walks its blocks through
 // the whole sequence with no barrier. Results do not depend on the thread count.
 //
-// The cells' forward functions take this path when use_batch_lanes(units) says so; the outputs and
+// The cells' forward functions take this path when use_batch_lanes says so; the outputs and
 // the training cache are the same arrays, in the same layouts, as on the GEMM path.
 #pragma once
 
@@ -18,6 +18,7 @@
 namespace rnnkit {
 
 enum class CellKind : int { kSimpleRnn = 0, kLstm = 1, kGru = 2 };
+constexpr int gates_of(CellKind c) { return c == CellKind::kLstm ? 4 : c == CellKind::kGru ? 3 : 1; }
 
 template <class T>
 struct BatchLaneForward {
@@ -52,7 +53,7 @@ struct BatchLaneForward {
 // vector's worth of rows (seed-tiny); measured in benchmarks/RESULTS.md ("batch-lane path").
 // RNNKIT_BATCH_LANES=on|off or set_batch_lanes force a path (tests and benchmarks).
 template <class T>
-bool use_batch_lanes(index_t batch, index_t steps, index_t units, int gates);
+bool use_batch_lanes(CellKind cell, index_t batch, index_t steps, index_t units);
 // 0 auto, 1 always, 2 never; returns the previous mode.
 int set_batch_lanes(int mode);
 

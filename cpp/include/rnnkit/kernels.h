@@ -62,7 +62,7 @@ struct Kernels {
 // 8 steps (8·G·H), h and c ping-pongs (4H), gates (G·H), GRU extra (H) and the step's outputs (H).
 template <class T>
 index_t batch_lane_scratch(const BatchLaneForward<T>& a, int lanes) {
-  const index_t G = a.cell == CellKind::kLstm ? 4 : a.cell == CellKind::kGru ? 3 : 1;
+  const index_t G = gates_of(a.cell);
   return (a.input_size + 6 * a.units + 9 * G * a.units) * lanes;
 }
 
