@@ -73,6 +73,10 @@ void pack_b(const MatView<const T>& b, index_t k0, index_t kc, index_t col0, ind
       for (index_t k = 0; k < kc; ++k) {
         const T* s = b.data + b.rows.offset(k0 + k) + col0 + jq;
         T* dk = d + k * nr;
+        if (nv == 32) {  // the float32 AVX-512 panel: a fixed-size copy, not a library call per row
+          std::memcpy(dk, s, 32 * sizeof(T));
+          continue;
+        }
         std::memcpy(dk, s, nv * sizeof(T));
         for (index_t j = nv; j < nr; ++j) dk[j] = T(0);
       }
@@ -303,6 +307,99 @@ void gemm(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>
 }
 
 template <class T>
+index_t gemm_sum_k_parts(index_t k) {
+  return k >= 4 * Blocking<T>::kc ? 2 : 1;
+}
+
+template <class T>
+void gemm_sum_k(const GemmJob<T>* jobs, int n_jobs, int nt) {
+  const Kernels<T>& ker = kernels<T>();
+  const index_t K = n_jobs > 0 ? jobs[0].a.ncols() : 0;
+  const index_t KC = Blocking<T>::kc, MC = Blocking<T>::mc, NC = Blocking<T>::nc;
+  const int parts = static_cast<int>(gemm_sum_k_parts<T>(K));
+  if (K == 0) {
+    for (int j = 0; j < n_jobs; ++j)
+      for (index_t i = 0; i < jobs[j].c.nrows(); ++i)
+        std::memset(jobs[j].c.at(i, 0), 0, jobs[j].c.ncols() * sizeof(T));
+    return;
+  }
+  // partial products of parts 1.. (row-major (M_j, N_j) per job, jobs side by side)
+  index_t per_part = 0;
+  for (int j = 0; j < n_jobs; ++j) per_part += jobs[j].c.nrows() * jobs[j].c.ncols();
+  Buffer<T> partial((parts - 1) * per_part);
+  auto target = [&](int part, int j) {
+    if (part == 0) return jobs[j].c;
+    index_t off = (part - 1) * per_part;
+    for (int i = 0; i < j; ++i) off += jobs[i].c.nrows() * jobs[i].c.ncols();
+    return row_major(partial.data() + off, jobs[j].c.nrows(), jobs[j].c.ncols(), jobs[j].c.ncols());
+  };
+  // One thread's share: K range of `part`, columns split among the `team` threads of that part.
+  auto run_part = [&](int part, int rank, int team) {
+    index_t k0, k1;
+    split_range(K, KC, part, parts, &k0, &k1);
+    Buffer<T>& abuf = thread_buffer<T>(0);
+    Buffer<T>& bbuf = thread_buffer<T>(1);
+    for (int j = 0; j < n_jobs; ++j) {
+      const GemmJob<T>& job = jobs[j];
+      index_t n0, n1;
+      split_range(job.c.ncols(), ker.nr, rank, team, &n0, &n1);
+      abuf.resize(((std::min(MC, job.c.nrows()) + ker.mr - 1) / ker.mr) * ker.mr * KC);
+      bbuf.resize(((n1 - n0 + ker.nr - 1) / ker.nr) * ker.nr * KC + 1);
+    }
+    for (index_t pc = k0; pc < k1; pc += KC) {
+      const index_t kc = std::min(KC, k1 - pc);
+      bool b_packed = false;  // bbuf holds the previous job's B rows [pc, pc+kc)
+      for (int j = 0; j < n_jobs; ++j) {
+        const GemmJob<T>& job = jobs[j];
+        const MatView<T> c = target(part, j);
+        index_t n0, n1;
+        split_range(job.c.ncols(), ker.nr, rank, team, &n0, &n1);
+        const bool reuse = b_packed && job.same_b;
+        b_packed = false;
+        if (n1 <= n0 || job.c.nrows() == 0) continue;
+        // B rows [pc, pc+kc) x this thread's columns, packed once per k block (shared by same_b)
+        if (!reuse) pack_b(job.b, pc, kc, n0, n1 - n0, ker.nr, bbuf.data());
+        b_packed = true;
+        for (index_t ic = 0; ic < job.c.nrows(); ic += MC) {
+          const index_t mc = std::min(MC, job.c.nrows() - ic);
+          pack_a(job.a, ic, mc, pc, kc, ker.mr, abuf.data());
+          for (index_t jc = n0; jc < n1; jc += NC)
+            ker.macro(mc, std::min(NC, n1 - jc), kc, abuf.data(), bbuf.data() + (jc - n0) * kc, kc * ker.nr, c,
+                      ic, jc, pc > k0);
+        }
+      }
+    }
+  };
+  // C_j += partial sums of parts 1.. in part order, rows split over the team
+  auto reduce = [&](int tid, int n_threads) {
+    for (int j = 0; j < n_jobs; ++j) {
+      index_t r0, r1;
+      split_range(jobs[j].c.nrows(), 1, tid, n_threads, &r0, &r1);
+      for (int part = 1; part < parts; ++part) {
+        const MatView<T> src = target(part, j);
+        for (index_t i = r0; i < r1; ++i) {
+          T* dst = jobs[j].c.at(i, 0);
+          const T* s = src.at(i, 0);
+          for (index_t col = 0; col < src.ncols(); ++col) dst[col] += s[col];
+        }
+      }
+    }
+  };
+  const double flops = 2.0 * double(K) * double(per_part);
+  if (flops < 2.0e5) nt = 1;
+  parallel(nt, [&](int tid, int n_threads) {
+    if (n_threads < parts) {  // (a single thread) every part in turn
+      for (int part = tid; part < parts; part += n_threads) run_part(part, 0, 1);
+    } else {  // part tid % parts, its columns split among the threads of that part
+      const int part = tid % parts;
+      run_part(part, tid / parts, (n_threads - part + parts - 1) / parts);
+    }
+    barrier();
+    reduce(tid, n_threads);
+  });
+}
+
+template <class T>
 void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c,
                 bool accumulate) {
   for (index_t i = 0; i < c.nrows(); ++i)
@@ -329,6 +426,8 @@ void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatV
                              bool, int, int);                                                     \
   template void gemm<T>(const MatView<const T>&, const MatView<const T>&, const MatView<T>&, bool, \
                         int);                                                                     \
+  template index_t gemm_sum_k_parts<T>(index_t);                                                  \
+  template void gemm_sum_k<T>(const GemmJob<T>*, int, int);                                      \
   template void gemm_naive<T>(const MatView<const T>&, const MatView<const T>&, const MatView<T>&, \
                               bool);
 RNNKIT_INSTANTIATE(float)

@@ -89,6 +89,25 @@ template <class T>
 void gemm_team(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c,
                bool accumulate, int tid, int nt);
 
+// One product of a group summed over a long shared K (the T·B rows of the weight gradients):
+// C (M x N) = A (M x K) · B (K x N).
+template <class T>
+struct GemmJob {
+  MatView<const T> a;
+  MatView<const T> b;
+  MatView<T> c;
+  bool same_b;  // b is the previous job's b: packed once for both (dK and dR of SimpleRNN, LSTM)
+};
+// Computes every job of the group. K is cut into gemm_sum_k_parts(K) ranges of whole kc blocks,
+// fixed by the shape and not by the thread count; the threads split the ranges (then columns),
+// each B k-block is packed once, and the range sums are added in range order, so the result is
+// the same for every thread count. For M, N << K, where splitting M or N would have every thread
+// pack all of B.
+template <class T>
+index_t gemm_sum_k_parts(index_t k);
+template <class T>
+void gemm_sum_k(const GemmJob<T>* jobs, int n_jobs, int nt);
+
 // The naive triple loop (the twin every optimised path is tested against).
 template <class T>
 void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c,
