@@ -26,6 +26,7 @@ void lstm_backward(const LstmBackward<T>& a) {
   T* dc = a.d_c0;
   for (index_t i = 0; i < B * H; ++i) dc[i] = a.d_c_last ? a.d_c_last[i] : T(0);
 
+  const InputSide<T> input{a.kernel, a.dx, a.go_backwards};
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dg.data(),
     [&](index_t p, const T* dh_p, const Slice& sl) {
       const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
@@ -46,9 +47,9 @@ void lstm_backward(const LstmBackward<T>& a) {
     [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {
       pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, sl);
     },
-    a.d_h0);
+    a.d_h0, &input);
   weight_gradients(s, a.x, a.kernel, a.h_states, dg.data(), dg.data(), a.go_backwards, a.dx, a.d_kernel,
-                   a.d_recurrent_kernel);
+                   a.d_recurrent_kernel, /*dx_done=*/true);
   if (a.d_bias) column_sums(dg.data(), T_ * B, GH, a.d_bias);
 }
 

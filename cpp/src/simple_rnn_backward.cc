@@ -21,6 +21,7 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
   }
   const Kernels<T>& ker = kernels<T>();
   Buffer<T> dz(T_ * B * H);  // dZ: (T, B, H) time-major, processing order
+  const InputSide<T> input{a.kernel, a.dx, a.go_backwards};
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dz.data(),
     // 1. dZ_p = (dh_p + d_outputs_p) * act'(h_p) on valid rows, zero on masked rows
     [&](index_t p, const T* dh_p, const Slice& sl) {
@@ -48,9 +49,9 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
     [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {
       pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, sl);
     },
-    a.d_h0);
+    a.d_h0, &input);
   weight_gradients(s, a.x, a.kernel, a.states, dz.data(), dz.data(), a.go_backwards, a.dx, a.d_kernel,
-                   a.d_recurrent_kernel);
+                   a.d_recurrent_kernel, /*dx_done=*/true);
   if (a.d_bias) column_sums(dz.data(), T_ * B, H, a.d_bias);
 }
 
