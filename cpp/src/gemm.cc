@@ -240,6 +240,14 @@ void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0
     const index_t kb = k / pa.kc, kb_end = std::min(k1, (kb + 1) * pa.kc);
     const index_t kc_b = std::min(pa.kc, pa.k - kb * pa.kc), koff = k - kb * pa.kc, n = kb_end - k;
     T* blk = pa.block(kb);
+    if (plain) {  // the recurrences' case: one vectorised transpose per micro-panel
+      const Kernels<T>& ker = kernels<T>();
+      for (index_t i = 0; i < pa.m; i += mr)
+        ker.pack_a_tile(a.data + i * a.rows.stride + k, a.rows.stride, static_cast<int>(std::min(mr, pa.m - i)), n,
+                        static_cast<int>(mr), blk + (i / mr) * mr * kc_b + koff * mr);
+      k = kb_end;
+      continue;
+    }
     for (index_t i = 0; i < pa.m; ++i) {
       T* dst = blk + (i / mr) * mr * kc_b + (i % mr) + koff * mr;
       if (plain) {

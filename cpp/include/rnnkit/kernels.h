@@ -56,6 +56,10 @@ struct Kernels {
   // of batch_lane_scratch(args, lanes) elements, 64-byte aligned, one per thread.
   int lanes;
   void (*batch_lane_rows)(const BatchLaneForward<T>& args, index_t b0, index_t b1, T* scratch);
+
+  // One A micro-panel of a PackedA from m_valid <= mr row-major rows (row i at src + i*ld):
+  // dst[k*mr + i] = src[i*ld + k] for k < n; rows m_valid..mr of dst are left as they are.
+  void (*pack_a_tile)(const T* src, index_t ld, int m_valid, index_t n, int mr, T* dst);
 };
 
 // Scratch elements batch_lane_rows needs: rows of `lanes` for x_t (I), the input projections of
