@@ -43,24 +43,14 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
     const index_t t = time_index(p, T_, a.go_backwards), c0 = sl.c0, nc = sl.c1 - sl.c0;
     const T* h_prev = state(p);
     T* h_next = state(p + 1);
-    if (a.bias)
-      for (index_t b = sl.b0; b < sl.b1; ++b)
-        for (index_t j = 0; j < nc; ++j) pre[b * H + c0 + j] += a.bias[c0 + j];
-    if (nc == H)  // whole rows: contiguous, one vector pass
-      ker.activation(a.activation, pre + sl.b0 * H, h_next + sl.b0 * H, sl.rows() * H);
-    else
-      for (index_t b = sl.b0; b < sl.b1; ++b)
-        ker.activation(a.activation, pre + b * H + c0, h_next + b * H + c0, nc);
     for (index_t b = sl.b0; b < sl.b1; ++b) {
       T* h = h_next + b * H + c0;
-      const bool valid = !a.mask || a.mask[b * T_ + t];
-      if (!valid) std::memcpy(h, h_prev + b * H + c0, nc * sizeof(T));
-      if (a.outputs) {
-        T* o = a.outputs + (b * T_ + p) * H + c0;
-        if (valid)
-          std::memcpy(o, h, nc * sizeof(T));
-        else
-          std::memset(o, 0, nc * sizeof(T));
+      T* o = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
+      if (!a.mask || a.mask[b * T_ + t]) {
+        ker.simple_rnn_forward_cell(a.activation, nc, pre + b * H + c0, a.bias ? a.bias + c0 : nullptr, h, o);
+      } else {
+        std::memcpy(h, h_prev + b * H + c0, nc * sizeof(T));
+        if (o) std::memset(o, 0, nc * sizeof(T));
       }
     }
   });

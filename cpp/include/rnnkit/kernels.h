@@ -60,6 +60,9 @@ struct Kernels {
   // One A micro-panel of a PackedA from m_valid <= mr row-major rows (row i at src + i*ld):
   // dst[k*mr + i] = src[i*ld + k] for k < n; rows m_valid..mr of dst are left as they are.
   void (*pack_a_tile)(const T* src, index_t ld, int m_valid, index_t n, int mr, T* dst);
+  // SimpleRNN post-GEMM on one row segment: h[0:n] = act(pre + bias) (bias may be null), and the
+  // same values into out when it is not null.
+  void (*simple_rnn_forward_cell)(Activation act, index_t n, const T* pre, const T* bias, T* h, T* out);
 };
 
 // Scratch elements batch_lane_rows needs: rows of `lanes` for x_t (I), the input projections of
