@@ -22,6 +22,7 @@ void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx
   auto dout_row = [&](index_t b, index_t p, index_t c0) {
     return a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
   };
+  const InputSide<T> input{a.kernel, a.dx, a.go_backwards, dgx};
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dgm,
     [&](index_t p, const T* dh_p, const Slice& sl) {
       const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
@@ -57,7 +58,7 @@ void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx
         for (index_t j = c0; j < c1; ++j) d[j] += (g[j] + (dout ? dout[j] : T(0))) * z[j];
       }
     },
-    a.d_h0);
+    a.d_h0, &input);
 }
 
 template <class T>
@@ -155,7 +156,7 @@ void gru_backward(const GruBackward<T>& a) {
     Buffer<T> dgm(T_ * B * GH);
     gru_backward_reset_after(a, s, dgx.data(), dgm.data());
     weight_gradients(s, a.x, a.kernel, a.states, dgx.data(), dgm.data(), a.go_backwards, a.dx, a.d_kernel,
-                     a.d_recurrent_kernel);
+                     a.d_recurrent_kernel, /*dx_done=*/true);
     if (a.d_bias) {
       column_sums(dgx.data(), T_ * B, GH, a.d_bias);
       column_sums(dgm.data(), T_ * B, GH, a.d_bias + GH);

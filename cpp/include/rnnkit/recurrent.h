@@ -149,6 +149,7 @@ struct InputSide {
   const T* kernel;  // (I, G·H)
   T* dx;            // (B, T, I) out
   bool go_backwards;
+  const T* dgx = nullptr;  // (T, B, G·H) input-side gate gradients when not dgm (GRU), packed per step too
 };
 // d_h_last: (B, H) or null. dgm: (T, B, G·H) gate gradients on the recurrent side (the A of the
 // iteration GEMM). pointwise(p, dh_p, slice) fills dG_p on the slice from dh_p (gradient w.r.t.
@@ -166,6 +167,8 @@ void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_las
   Buffer<T> dh(2 * B * H);
   const MatView<const T> recurrent_tv = row_major(recurrent_kernel, H, GH, GH).t();
   std::vector<PackedA<T>> dg_p(part.by_batch ? 2 * nt : 2);  // dG_t packed (ping-pong), as in forward
+  const T* dgx = input ? input->dgx : nullptr;
+  std::vector<PackedA<T>> dgx_p(dgx ? dg_p.size() : 0);     // and the input side's, when separate
   PackedB<T> kernel_t;  // kernel^T (G·H, I) when dx_t is computed in the loop
   if (input) packed_b_prepare(kernel_t, GH, s.I, 1);
 
@@ -175,16 +178,21 @@ void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_las
     const Slice sl = thread_slice(part, recurrent_t, B, H, tid, n_threads);
     const index_t nb = sl.rows(), c0 = sl.c0, c1 = sl.c1;
     PackedA<T>* dp = dg_p.data() + (part.by_batch ? 2 * tid : 0);
+    PackedA<T>* xp = dgx ? dgx_p.data() + (part.by_batch ? 2 * tid : 0) : dp;
     if (part.by_batch || tid == 0)
       for (int i = 0; i < 2; ++i) {
         const index_t rows = part.by_batch ? nb : B;
         packed_a_prepare(dp[i], rows, GH, recurrent_t.kc, best_tile_rows<T>(rows));
+        if (dgx) packed_a_prepare(xp[i], rows, GH, recurrent_t.kc, best_tile_rows<T>(rows));
       }
     barrier();
     auto pack_dg = [&](index_t p) {  // this thread's part of every gate block of dG_p
       const index_t r0 = part.by_batch ? sl.b0 : 0;
       const MatView<const T> dg_v = row_major(dgm + (p * B + r0) * GH, part.by_batch ? nb : B, GH, GH);
       for (int g = 0; g < s.G; ++g) packed_a_fill_columns(dp[p & 1], dg_v, g * H + c0, g * H + c1);
+      if (!dgx) return;
+      const MatView<const T> dgx_v = row_major(dgx + (p * B + r0) * GH, part.by_batch ? nb : B, GH, GH);
+      for (int g = 0; g < s.G; ++g) packed_a_fill_columns(xp[p & 1], dgx_v, g * H + c0, g * H + c1);
     };
     T* dh_cur = dh.data();
     T* dh_next = dh.data() + B * H;
@@ -200,7 +208,7 @@ void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_las
         index_t q0 = 0, q1 = kernel_t.panels;
         if (!part.by_batch) split_range(kernel_t.panels, 1, tid, n_threads, &q0, &q1);
         const index_t t = time_index(p, T_, input->go_backwards);
-        gemm_prepacked(dp[p & 1], kernel_t, q0, q1,
+        gemm_prepacked(xp[p & 1], kernel_t, q0, q1,
                        MatView<T>{input->dx + (sl.b0 * T_ + t) * s.I, Axis::plain(nb, T_ * s.I), Axis::plain(s.I, 1)},
                        false);
       }
