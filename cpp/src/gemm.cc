@@ -66,6 +66,20 @@ void pack_a(const MatView<const T>& a, index_t row0, index_t m, index_t k0, inde
 template <class T>
 void pack_b(const MatView<const T>& b, index_t k0, index_t kc, index_t col0, index_t n, int nr,
             T* dst) {
+  if (b.cols.is_plain() && b.cols.stride == 1 && nr == 32) {
+    // row by row (each source row read once, front to back), 32-wide copies into every panel
+    const index_t full = n / 32 * 32;
+    for (index_t k = 0; k < kc; ++k) {
+      const T* s = b.data + b.rows.offset(k0 + k) + col0;
+      for (index_t jq = 0; jq < full; jq += 32) std::memcpy(dst + jq * kc + k * 32, s + jq, 32 * sizeof(T));
+      if (full < n) {
+        T* dk = dst + full * kc + k * 32;
+        std::memcpy(dk, s + full, (n - full) * sizeof(T));
+        std::memset(dk + (n - full), 0, (32 - (n - full)) * sizeof(T));
+      }
+    }
+    return;
+  }
   for (index_t jq = 0; jq < n; jq += nr) {
     const index_t nv = std::min<index_t>(nr, n - jq);
     T* d = dst + (jq / nr) * kc * nr;
@@ -73,10 +87,6 @@ void pack_b(const MatView<const T>& b, index_t k0, index_t kc, index_t col0, ind
       for (index_t k = 0; k < kc; ++k) {
         const T* s = b.data + b.rows.offset(k0 + k) + col0 + jq;
         T* dk = d + k * nr;
-        if (nv == 32) {  // the float32 AVX-512 panel: a fixed-size copy, not a library call per row
-          std::memcpy(dk, s, 32 * sizeof(T));
-          continue;
-        }
         std::memcpy(dk, s, nv * sizeof(T));
         for (index_t j = nv; j < nr; ++j) dk[j] = T(0);
       }
@@ -331,15 +341,25 @@ void gemm_sum_k(const GemmJob<T>* jobs, int n_jobs, int nt) {
         std::memset(jobs[j].c.at(i, 0), 0, jobs[j].c.ncols() * sizeof(T));
     return;
   }
-  // partial products of parts 1.. (row-major (M_j, N_j) per job, jobs side by side)
-  index_t per_part = 0;
-  for (int j = 0; j < n_jobs; ++j) per_part += jobs[j].c.nrows() * jobs[j].c.ncols();
+  // partial results of parts 1..: per job a row-major (M_j, N_j) product, then N_j column sums
+  // when asked for; jobs side by side
+  auto job_size = [&](int j) {
+    return (jobs[j].c.nrows() + (jobs[j].col_sums ? 1 : 0)) * jobs[j].c.ncols();
+  };
+  index_t per_part = 0, flop_elems = 0;
+  for (int j = 0; j < n_jobs; ++j) per_part += job_size(j), flop_elems += jobs[j].c.nrows() * jobs[j].c.ncols();
   Buffer<T> partial((parts - 1) * per_part);
+  auto partial_of = [&](int part, int j) {
+    index_t off = (part - 1) * per_part;
+    for (int i = 0; i < j; ++i) off += job_size(i);
+    return partial.data() + off;
+  };
   auto target = [&](int part, int j) {
     if (part == 0) return jobs[j].c;
-    index_t off = (part - 1) * per_part;
-    for (int i = 0; i < j; ++i) off += jobs[i].c.nrows() * jobs[i].c.ncols();
-    return row_major(partial.data() + off, jobs[j].c.nrows(), jobs[j].c.ncols(), jobs[j].c.ncols());
+    return row_major(partial_of(part, j), jobs[j].c.nrows(), jobs[j].c.ncols(), jobs[j].c.ncols());
+  };
+  auto sums_target = [&](int part, int j) {
+    return part == 0 ? jobs[j].col_sums : partial_of(part, j) + jobs[j].c.nrows() * jobs[j].c.ncols();
   };
   // One thread's share: K range of `part`, columns split among the `team` threads of that part.
   auto run_part = [&](int part, int rank, int team) {
@@ -364,10 +384,21 @@ void gemm_sum_k(const GemmJob<T>* jobs, int n_jobs, int nt) {
         split_range(job.c.ncols(), ker.nr, rank, team, &n0, &n1);
         const bool reuse = b_packed && job.same_b;
         b_packed = false;
-        if (n1 <= n0 || job.c.nrows() == 0) continue;
+        if (n1 <= n0 || (job.c.nrows() == 0 && !job.col_sums)) continue;
         // B rows [pc, pc+kc) x this thread's columns, packed once per k block (shared by same_b)
         if (!reuse) pack_b(job.b, pc, kc, n0, n1 - n0, ker.nr, bbuf.data());
         b_packed = true;
+        if (job.col_sums) {  // from the packed panels, still in cache: rows summed in k order
+          T* sums = sums_target(part, j);
+          if (pc == k0) std::fill(sums + n0, sums + n1, T(0));
+          for (index_t q = 0; q * ker.nr < n1 - n0; ++q) {
+            const index_t w = std::min<index_t>(ker.nr, n1 - n0 - q * ker.nr);
+            const T* panel = bbuf.data() + q * kc * ker.nr;
+            T* out = sums + n0 + q * ker.nr;
+            for (index_t k = 0; k < kc; ++k)
+              for (index_t col = 0; col < w; ++col) out[col] += panel[k * ker.nr + col];
+          }
+        }
         for (index_t ic = 0; ic < job.c.nrows(); ic += MC) {
           const index_t mc = std::min(MC, job.c.nrows() - ic);
           pack_a(job.a, ic, mc, pc, kc, ker.mr, abuf.data());
@@ -390,10 +421,14 @@ void gemm_sum_k(const GemmJob<T>* jobs, int n_jobs, int nt) {
           const T* s = src.at(i, 0);
           for (index_t col = 0; col < src.ncols(); ++col) dst[col] += s[col];
         }
+        if (jobs[j].col_sums && tid == 0) {
+          const T* s = sums_target(part, j);
+          for (index_t col = 0; col < jobs[j].c.ncols(); ++col) jobs[j].col_sums[col] += s[col];
+        }
       }
     }
   };
-  const double flops = 2.0 * double(K) * double(per_part);
+  const double flops = 2.0 * double(K) * double(flop_elems);
   if (flops < 2.0e5) nt = 1;
   parallel(nt, [&](int tid, int n_threads) {
     if (n_threads < parts) {  // (a single thread) every part in turn

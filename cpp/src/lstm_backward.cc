@@ -49,8 +49,7 @@ void lstm_backward(const LstmBackward<T>& a) {
     },
     a.d_h0, &input);
   weight_gradients(s, a.x, a.kernel, a.h_states, dg.data(), dg.data(), a.go_backwards, a.dx, a.d_kernel,
-                   a.d_recurrent_kernel, /*dx_done=*/true);
-  if (a.d_bias) column_sums(dg.data(), T_ * B, GH, a.d_bias);
+                   a.d_recurrent_kernel, /*dx_done=*/true, a.d_bias);
 }
 
 template void lstm_backward<float>(const LstmBackward<float>&);

@@ -51,8 +51,7 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
     },
     a.d_h0, &input);
   weight_gradients(s, a.x, a.kernel, a.states, dz.data(), dz.data(), a.go_backwards, a.dx, a.d_kernel,
-                   a.d_recurrent_kernel, /*dx_done=*/true);
-  if (a.d_bias) column_sums(dz.data(), T_ * B, H, a.d_bias);
+                   a.d_recurrent_kernel, /*dx_done=*/true, a.d_bias);
 }
 
 template <class T>

@@ -215,12 +215,18 @@ static void test_gemm_sum_k(std::mt19937& g) {
     const MatView<const T> bv = row_major<const T>(b.data(), K, N, N);
     gemm_naive(a1v, bv, row_major(r1.data(), M1, N, N), false);
     gemm_naive(a2v, bv, row_major(r2.data(), M2, N, N), false);
-    std::vector<T> first1, first2;
+    std::vector<T> sums_ref(N, T(0));
+    for (index_t k = 0; k < K; ++k)
+      for (index_t j = 0; j < N; ++j) sums_ref[j] += b[k * N + j];
+    std::vector<T> first1, first2, first_sums;
     for (int nt : {1, 2, 3}) {
-      std::vector<T> c1(M1 * N + 1, T(7)), c2(M2 * N + 1, T(7));
-      const GemmJob<T> jobs[2] = {{a1v, bv, row_major(c1.data(), M1, N, N), false},
-                                  {a2v, bv, row_major(c2.data(), M2, N, N), true}};
+      std::vector<T> c1(M1 * N + 1, T(7)), c2(M2 * N + 1, T(7)), sums(N, T(7));
+      // the column sums ride on the job with no rows in one case (they must still be computed)
+      const GemmJob<T> jobs[2] = {{a1v, bv, row_major(c1.data(), M1, N, N), false, M1 == 0 ? sums.data() : nullptr},
+                                  {a2v, bv, row_major(c2.data(), M2, N, N), true, M1 == 0 ? nullptr : sums.data()}};
       gemm_sum_k(jobs, 2, nt);
+      check(rel_err(sums, sums_ref) < tol<T>() * std::sqrt(double(K)), "gemm_sum_k column sums nt=" + std::to_string(nt));
+      if (nt == 1) first_sums = sums; else check(sums == first_sums, "gemm_sum_k column sums identical to 1 thread");
       c1.pop_back(); c2.pop_back();
       std::vector<T> e1(r1.begin(), r1.end() - 1), e2(r2.begin(), r2.end() - 1);
       const std::string name = "gemm_sum_k " + std::to_string(M1) + "+" + std::to_string(M2) + "x" +

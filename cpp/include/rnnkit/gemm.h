@@ -97,6 +97,7 @@ struct GemmJob {
   MatView<const T> b;
   MatView<T> c;
   bool same_b;  // b is the previous job's b: packed once for both (dK and dR of SimpleRNN, LSTM)
+  T* col_sums = nullptr;  // (N) out, when not null: B's column sums over K (a bias gradient)
 };
 // Computes every job of the group. K is cut into gemm_sum_k_parts(K) ranges of whole kc blocks,
 // fixed by the shape and not by the thread count; the threads split the ranges (then columns),

@@ -245,20 +245,23 @@ void input_gradients(const SeqShape& s, const T* x, const T* kernel, const T* dg
 // ... and all three for cells whose input and recurrent sides share the gate gradients or not:
 //   d_kernel = X^T dgx,  d_recurrent_kernel = H_prev^T dgm  (one gemm_sum_k group over the T·B
 //   rows: each k block of dgx is packed once, and once for both when dgm == dgx)
+//   d_bias_x = column sums of dgx, d_bias_m = those of dgm (when not null; summed from the packed
+//   blocks of the same group)
 //   dx = dgx kernel^T   (unless the reverse loop already computed it: dx_done)
 // dgm: (T, B, G·H) the gate gradients on the recurrent side; states (T+1, B, H) with states[p] the
 // state entering step p.
 template <class T>
 void weight_gradients(const SeqShape& s, const T* x, const T* kernel, const T* states,
                       const T* dgx, const T* dgm, bool go_backwards, T* dx, T* d_kernel,
-                      T* d_recurrent_kernel, bool dx_done = false) {
+                      T* d_recurrent_kernel, bool dx_done, T* d_bias_x, T* d_bias_m = nullptr) {
   const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
   const int nt = get_num_threads();
   const MatView<const T> dgx_all = row_major(dgx, T_ * B, GH, GH);
   const GemmJob<T> jobs[2] = {
-      {sequence_rows(x, B, T_, I, 0, T_, go_backwards).t(), dgx_all, row_major(d_kernel, I, GH, GH), false},
+      {sequence_rows(x, B, T_, I, 0, T_, go_backwards).t(), dgx_all, row_major(d_kernel, I, GH, GH), false,
+       d_bias_x},
       {row_major(states, T_ * B, H, H).t(), row_major(dgm, T_ * B, GH, GH),
-       row_major(d_recurrent_kernel, H, GH, GH), dgm == dgx}};
+       row_major(d_recurrent_kernel, H, GH, GH), dgm == dgx, d_bias_m}};
   gemm_sum_k(jobs, 2, nt);
   if (!dx_done)
     gemm<T>(dgx_all, row_major(kernel, I, GH, GH).t(), sequence_rows(dx, B, T_, I, 0, T_, go_backwards),
