@@ -28,22 +28,15 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
       const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
       const T* h = a.states + (p + 1) * B * H;
       T* z = dz.data() + p * B * H;
-      for (index_t b = sl.b0; b < sl.b1; ++b) {  // stage g = dh_p + d_outputs_p (zero on masked rows)
+      for (index_t b = sl.b0; b < sl.b1; ++b) {
         T* zr = z + b * H + c0;
-        const T* g = dh_p + b * H + c0;
-        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
-        if (!step_valid(a.mask, b, p, T_, a.go_backwards))
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
           std::fill(zr, zr + nc, T(0));
-        else if (dout)
-          for (index_t j = 0; j < nc; ++j) zr[j] = g[j] + dout[j];
-        else
-          std::memcpy(zr, g, nc * sizeof(T));
+          continue;
+        }
+        ker.simple_rnn_backward_cell(a.activation, nc, h + b * H + c0, dh_p + b * H + c0,
+                                     a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr, zr);
       }
-      if (nc == H)  // whole rows: one vector pass over the contiguous block
-        ker.activation_grad(a.activation, h + sl.b0 * H, z + sl.b0 * H, z + sl.b0 * H, sl.rows() * H);
-      else
-        for (index_t b = sl.b0; b < sl.b1; ++b)
-          ker.activation_grad(a.activation, h + b * H + c0, z + b * H + c0, z + b * H + c0, nc);
     },
     // 2. masked rows pass dh_p through unchanged
     [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {

@@ -63,6 +63,8 @@ struct Kernels {
   // SimpleRNN post-GEMM on one row segment: h[0:n] = act(pre + bias) (bias may be null), and the
   // same values into out when it is not null.
   void (*simple_rnn_forward_cell)(Activation act, index_t n, const T* pre, const T* bias, T* h, T* out);
+  // Its backward on one row segment: dz[0:n] = (dh + dout) * act'(h), dout may be null.
+  void (*simple_rnn_backward_cell)(Activation act, index_t n, const T* h, const T* dh, const T* dout, T* dz);
 };
 
 // Scratch elements batch_lane_rows needs: rows of `lanes` for x_t (I), the input projections of
