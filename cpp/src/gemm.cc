@@ -303,12 +303,16 @@ void gemm_team(const MatView<const T>& a, const MatView<const T>& b, const MatVi
   const Kernels<T>& ker = kernels<T>();
   const index_t M = c.nrows(), N = c.ncols();
   index_t m0 = 0, m1 = M, n0 = 0, n1 = N;
-  // Split the dimension whose largest share (in whole micro-tiles, padding included) is smaller;
-  // each thread runs an independent serial loop nest on its block. (150 columns are 5 panels of
-  // 32, a 3:2 split; their 150 rows are 13 tiles of 12, 7:6.)
+  // Split the dimension with the cheaper largest share: its micro-tiles (padding included) times K
+  // (2 flops at ~64 per cycle), plus the operand every thread then packs whole (~1 element per
+  // cycle): all of A when the columns are split, all of B when the rows are. Each thread runs an
+  // independent serial loop nest on its block. (150 columns are 5 panels of 32, a 3:2 split;
+  // their 150 rows are 13 tiles of 12, 7:6. 6400 x 256 x 128: the rows, or each thread packs all
+  // 6400 rows of A for half the columns.)
   auto tiles = [](index_t n, index_t unit) { return (n + unit - 1) / unit; };
-  const index_t by_n = tiles(tiles(N, ker.nr), nt) * ker.nr * tiles(M, ker.mr) * ker.mr;
-  const index_t by_m = tiles(tiles(M, ker.mr), nt) * ker.mr * tiles(N, ker.nr) * ker.nr;
+  const double K = double(a.ncols());
+  const double by_n = double(tiles(tiles(N, ker.nr), nt) * ker.nr * tiles(M, ker.mr) * ker.mr) * K / 32 + double(M) * K;
+  const double by_m = double(tiles(tiles(M, ker.mr), nt) * ker.mr * tiles(N, ker.nr) * ker.nr) * K / 32 + double(N) * K;
   if (by_n <= by_m)
     split_range(N, ker.nr, tid, nt, &n0, &n1);
   else
@@ -321,6 +325,14 @@ void gemm(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>
           int nt) {
   const double flops = 2.0 * double(c.nrows()) * double(c.ncols()) * double(a.ncols());
   if (flops < 2.0e5) nt = 1;  // below ~0.1 ms of work a parallel region costs more than it saves
+  const index_t K = a.ncols();
+  if (!accumulate && gemm_sum_k_parts<T>(K) > 1 && K >= 8 * std::max(c.nrows(), c.ncols())) {
+    // a long K against a small C (weight-gradient shapes): split K, pack each B block once.
+    // Chosen by the shape alone, so the result stays the same for every thread count.
+    const GemmJob<T> job{a, b, c, false};
+    gemm_sum_k(&job, 1, nt);
+    return;
+  }
   parallel(nt, [&](int tid, int n) { gemm_team(a, b, c, accumulate, tid, n); });
 }
 

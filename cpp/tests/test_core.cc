@@ -24,7 +24,7 @@ template <class T> static double tol() { return sizeof(T) == 4 ? 1e-5 : 1e-12; }
 
 template <class T>
 static void test_gemm(std::mt19937& g) {
-  const int sizes[][3] = {{1, 1, 1}, {1, 7, 3}, {13, 33, 17}, {50, 65, 400}, {97, 130, 51}, {200, 31, 800}};
+  const int sizes[][3] = {{1, 1, 1}, {1, 7, 3}, {13, 33, 17}, {50, 65, 400}, {97, 130, 51}, {200, 31, 800}, {40, 33, 2000}};  // the last: a long K (gemm_sum_k's K split)
   for (auto& s : sizes) {
     const index_t M = s[0], N = s[1], K = s[2];
     for (int ta = 0; ta < 2; ++ta)
