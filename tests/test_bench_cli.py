@@ -125,3 +125,25 @@ def test_failing_torch_subprocess_leaves_column_empty(monkeypatch, capsys):
     row = next(line.split() for line in captured.out.splitlines() if line.startswith("simple_rnn"))
     assert row[9] == "-"
     assert "torch: PyTorch subprocess exited with 1: RuntimeError: boom" in captured.out
+
+
+def test_rounds_report_the_median_of_round_medians(tmp_path, capsys):
+    """--rounds N times rnnkit N times (alternating with PyTorch when present); the column is the
+    median of the rounds' medians and every round's median is kept in the JSON."""
+    out_file = tmp_path / "bench.json"
+    code, captured = _run(["--sizes", "seed-tiny", "--no-reference", "--no-layer", "--no-torch", "--mode", "fwd",
+                           "--repeat", "3", "--min-time", "0", "--rounds", "3", "--json", str(out_file)], capsys)
+    assert code == 0, captured.err + captured.out
+    report = json.loads(out_file.read_text())
+    (row,) = report["rows"]
+    rounds = row["rnnkit_rounds_ms"]
+    assert len(rounds) == 3 and all(r > 0 for r in rounds)
+    assert row["rnnkit_ms"] == sorted(rounds)[1]
+    assert report["environment"]["rounds"] == 3
+    assert "timed in 3 alternating rounds" in captured.out
+
+
+def test_rounds_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--rounds", "0"])
+    assert exc.value.code == 2

@@ -256,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-time", type=_non_negative_float, default=10.0,
                         help="stop a measurement after this many seconds once 3 calls were timed (default: 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls before timing (default: 2)")
+    parser.add_argument("--rounds", type=_positive_int, default=1,
+                        help="time rnnkit and PyTorch in this many alternating rounds (rnnkit rows, then "
+                             "the PyTorch subprocess, again and again) and report the median of the "
+                             "rounds' medians: on a noisy host both sides then sample the same spells "
+                             "(default: 1; the reference is timed in the first round only)")
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
     parser.add_argument("--no-reference", action="store_true", help="do not time the NumPy reference")
     parser.add_argument("--reference-all", action="store_true",
@@ -481,6 +486,7 @@ def time_backend(args, rows: list[dict], backend: str) -> list[str]:
             continue
         row[column] = summary
         row[f"{column}_ms"] = summary["median_ms"]
+        row.setdefault(f"{column}_rounds_ms", []).append(summary["median_ms"])
     return errors
 
 
@@ -528,6 +534,7 @@ def run_torch(args, rows: list[dict]) -> tuple[dict, str | None]:
             continue
         row["torch"] = {k: v for k, v in answer.items() if k.endswith("_ms") or k == "samples"}
         row["torch_ms"] = answer["median_ms"]
+        row.setdefault("torch_rounds_ms", []).append(answer["median_ms"])
     return {"version": result.get("torch_version"), "threads": result.get("threads")}, None
 
 
@@ -664,16 +671,48 @@ def main(argv=None) -> int:
         rows = [_new_row(cell, size, mode, args.dtype, args.threads)
                 for cell in args.cells for size in args.sizes for mode in args.mode]
         plan = _plan(args, rows)
-        with _blas_threads(args.threads):
-            # 1. rnnkit native, then the layer overhead on the default backend, then the reference
-            errors = time_backend(args, plan["native"], "native")
-            overhead = None
-            if not args.no_layer:
-                try:
-                    overhead = layer_overhead(args)
-                except Exception as exc:
-                    errors.append(f"layer call overhead failed: {type(exc).__name__}: {exc}")
-            errors += time_backend(args, plan["python"], "python")
+        footer = []
+        torch_wanted = not args.no_torch and torch_available()
+        if not args.no_torch and not torch_wanted:
+            footer.append("torch: not importable, column left '-'")
+        torch_errors = set()
+        for round_index in range(args.rounds):
+            with _blas_threads(args.threads):
+                # 1. rnnkit native (then, in the first round only, the layer overhead on the default
+                #    backend and the reference)
+                errors_now = time_backend(args, plan["native"], "native")
+                if round_index == 0:
+                    errors = errors_now
+                    overhead = None
+                    if not args.no_layer:
+                        try:
+                            overhead = layer_overhead(args)
+                        except Exception as exc:
+                            errors.append(f"layer call overhead failed: {type(exc).__name__}: {exc}")
+                    errors += time_backend(args, plan["python"], "python")
+                else:
+                    errors += [e for e in errors_now if e not in errors]
+            # 2. PyTorch only after every in-process timing of the round is done: the two never overlap
+            if torch_wanted:
+                _progress(f"PyTorch in a subprocess ({len(rows)} rows)"
+                          + (f", round {round_index + 1}/{args.rounds}" if args.rounds > 1 else ""))
+                torch_info, torch_error = run_torch(args, rows)
+                if torch_info:
+                    env["torch"], env["torch_threads"] = torch_info.get("version"), torch_info.get("threads")
+                if torch_error:
+                    torch_errors.add(f"torch: {torch_error}")
+        footer.extend(sorted(torch_errors))
+        env.setdefault("torch", None)
+        env.setdefault("torch_threads", None)
+        env["rounds"] = args.rounds
+        if args.rounds > 1:
+            for row in rows:
+                for column in ("rnnkit", "torch"):
+                    values = row.get(f"{column}_rounds_ms")
+                    if values:
+                        row[f"{column}_ms"] = statistics.median(values)
+            footer.append(f"rnnkit and PyTorch timed in {args.rounds} alternating rounds; their columns are "
+                          "the medians of the rounds' medians")
         # measure the peak again at the end: a busy moment at the start would make it look low
         peak = max((p for p in (peak, measure_peak(native, args.dtype, args.threads, tries=2)) if p),
                    default=None)
@@ -681,18 +720,6 @@ def main(argv=None) -> int:
     finally:
         rnnkit.set_num_threads(previous_threads)
 
-    # 2. PyTorch only after every in-process timing is done: the two never overlap
-    footer = []
-    if args.no_torch:
-        pass
-    elif not torch_available():
-        footer.append("torch: not importable, column left '-'")
-    else:
-        _progress(f"PyTorch in a subprocess ({len(rows)} rows)")
-        torch_info, torch_error = run_torch(args, rows)
-        env["torch"], env["torch_threads"] = torch_info.get("version"), torch_info.get("threads")
-        if torch_error:
-            footer.append(f"torch: {torch_error}")
     _progress_done()
     finish_rows(rows, peak)
     env["other_cpu_load"] = contention.stop()

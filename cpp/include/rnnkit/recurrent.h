@@ -13,9 +13,10 @@
 //   5. units split only: one barrier per step.
 // Backward (run_backward), reverse time:
 //   1. the cell's element-wise backward gives the gate gradients dG_t on this thread's slice
-//   2. dh_{t-1} = dG_t @ recurrent_kernel^T on the slice, then the cell adds its pass-through terms
-//   3. units split only: one barrier per step. After the loop weight_gradients() does the big
-//      GEMMs over all T·B rows.
+//   2. dh_{t-1} = dG_t @ recurrent_kernel^T on the slice, then the cell adds its pass-through terms;
+//      dx_t = dG_t @ kernel^T from the same packed dG_t (InputSide; GRU packs its dGx_t too)
+//   3. units split only: one barrier per step. After the loop weight_gradients() computes
+//      d_kernel, d_recurrent_kernel and the bias gradients as one gemm_sum_k group over all T·B rows.
 #pragma once
 
 #include <algorithm>
