@@ -829,3 +829,47 @@ def test_large_results_reuse_cached_blocks_and_release_memory():
     np.testing.assert_array_equal(third, kept)  # ... and is fully overwritten by the next result
     assert not np.array_equal(second, kept)
     assert second.flags.owndata is False and second.base is not None  # owned by the cache capsule
+
+
+_EVICTION_SCRIPT = r"""
+import numpy as np
+from rnnkit import _native
+MiB = 1 << 20
+
+def result(rows):  # a (rows, 40, 128) float32 SimpleRNN output: rows * 20 KiB
+    x = np.ones((rows, 40, 16), np.float32)
+    k = np.full((16, 128), 0.01, np.float32)
+    r = np.full((128, 128), 0.001, np.float32)
+    return _native.simple_rnn_forward(x, k, r, None, None, "tanh", None, False, False, True)[0]
+
+_native.release_cached_blocks()
+a = result(64)                       # 1.25 MiB: a page-rounded block
+del a
+after_a = _native.cached_block_bytes()
+assert 1.2 * MiB < after_a < 1.4 * MiB, after_a
+b = result(160)                      # 3.1 MiB: rounded to two 2 MiB huge pages
+del b
+after_b = _native.cached_block_bytes()
+# the cap (4 MiB) cannot hold both: the older block (a) went back to the system, b stayed
+assert after_b == 4 * MiB, after_b
+a2 = result(64)                      # a's size again: not cached any more, fresh from the system
+assert _native.cached_block_bytes() == 4 * MiB
+b2 = result(160)                     # b's size: served from the cache
+assert _native.cached_block_bytes() == 0
+assert float(b2[0, 0, 0]) > 0 and np.isfinite(b2).all()
+big = result(300)                    # 5.9 MiB: larger than the cap, never cached
+del big
+assert _native.cached_block_bytes() == 0
+print("ok")
+"""
+
+
+def test_large_block_cache_evicts_the_oldest_blocks():
+    """With RNNKIT_CACHE_MB=4, a freed block that does not fit evicts the blocks freed before it
+    (not the other way round), and a block larger than the cap goes straight back."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, RNNKIT_CACHE_MB="4")
+    done = subprocess.run([sys.executable, "-c", _EVICTION_SCRIPT], capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

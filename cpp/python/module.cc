@@ -530,6 +530,8 @@ PYBIND11_MODULE(_native, m) {
         "switch ISA for the rest of the process; not while kernels run on other threads");
   m.def("release_cached_blocks", &rnnkit::release_cached_blocks,
         "return the cached large blocks (freed results and workspaces) to the system");
+  m.def("cached_block_bytes", &rnnkit::cached_block_bytes,
+        "bytes of freed large blocks the cache currently holds (at most RNNKIT_CACHE_MB MiB)");
   m.def("set_batch_lanes",
         [](const std::string& mode) {
           static const char* const names[] = {"auto", "on", "off"};

@@ -155,8 +155,8 @@ void gru_backward(const GruBackward<T>& a) {
   if (a.reset_after) {
     Buffer<T> dgm(T_ * B * GH);
     gru_backward_reset_after(a, s, dgx.data(), dgm.data());
-    weight_gradients(s, a.x, a.kernel, a.states, dgx.data(), dgm.data(), a.go_backwards, a.dx, a.d_kernel,
-                     a.d_recurrent_kernel, /*dx_done=*/true, a.d_bias, a.d_bias ? a.d_bias + GH : nullptr);
+    weight_gradients(s, a.x, a.states, dgx.data(), dgm.data(), a.go_backwards, a.d_kernel,
+                   a.d_recurrent_kernel, a.d_bias, a.d_bias ? a.d_bias + GH : nullptr);
     return;
   }
   gru_backward_reset_before(a, s, dgx.data());

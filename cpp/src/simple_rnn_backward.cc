@@ -43,8 +43,8 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
       pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, sl);
     },
     a.d_h0, &input);
-  weight_gradients(s, a.x, a.kernel, a.states, dz.data(), dz.data(), a.go_backwards, a.dx, a.d_kernel,
-                   a.d_recurrent_kernel, /*dx_done=*/true, a.d_bias);
+  weight_gradients(s, a.x, a.states, dz.data(), dz.data(), a.go_backwards, a.d_kernel,
+                   a.d_recurrent_kernel, a.d_bias);
 }
 
 template <class T>

@@ -1,9 +1,11 @@
 // The caches behind Buffer and the module's result arrays.
 // - Small blocks (up to 1 MiB, rounded up to a power of two): per thread, a few per size class, for
 //   the next call on the same thread (no lock).
-// - Large blocks: one process-wide cache keyed by page-rounded size, up to RNNKIT_CACHE_MB (default
-//   512) MiB of freed blocks. A fresh large block costs a page fault per 4 KiB on first touch (on
-//   the development VM a quarter of a training forward at mnist-rows); a cached one costs nothing.
+// - Large blocks: one process-wide cache keyed by rounded size, up to RNNKIT_CACHE_MB (default
+//   1024) MiB of freed blocks, the oldest evicted first. A fresh large block costs a page fault per
+//   page on first touch (on the development VM a quarter of a training forward at mnist-rows); a
+//   cached one costs nothing. Blocks of 2 MiB and more ask for transparent huge pages.
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -43,22 +45,61 @@ int size_class(std::size_t bytes) {
 }
 
 constexpr std::size_t kPage = 4096;
+// Default limit of the large-block cache (RNNKIT_CACHE_MB): holds one training step of the
+// benchmarks' large LSTM/GRU (~0.7 GB of workspaces and results) so that repeated steps reuse it.
+constexpr std::size_t kDefaultCacheMb = 1024;
 
+// Freed large blocks, reused by exact (rounded) size. When a freed block would take the cache past
+// its limit, the blocks freed longest ago go back to the system first: a new workload's blocks
+// replace an old one's instead of being refused while stale sizes sit in the cache.
 struct LargeCache {
   std::mutex mu;
-  std::multimap<std::size_t, void*> blocks;  // page-rounded size -> block
+  std::multimap<std::size_t, std::pair<std::uint64_t, void*>> blocks;  // size -> (age stamp, block)
+  std::map<std::uint64_t, std::size_t> by_age;                          // age stamp -> size
+  std::uint64_t stamp = 0;
   std::size_t cached = 0, limit = 0;
   LargeCache() {
     const char* env = std::getenv("RNNKIT_CACHE_MB");
     char* end = nullptr;
     const long mb = env && *env ? std::strtol(env, &end, 10) : -1;
-    limit = (end && *end == '\0' && mb >= 0 ? std::size_t(mb) : std::size_t(512)) << 20;
+    limit = (end && *end == '\0' && mb >= 0 ? std::size_t(mb) : kDefaultCacheMb) << 20;
   }
   ~LargeCache() { release(); }
+  // a cached block of exactly `bytes`, or null (caller holds mu)
+  void* take(std::size_t bytes) {
+    auto it = blocks.find(bytes);
+    if (it == blocks.end()) return nullptr;
+    void* p = it->second.second;
+    by_age.erase(it->second.first);
+    blocks.erase(it);
+    cached -= bytes;
+    return p;
+  }
+  // caches p if it fits the limit, evicting the oldest blocks as needed; false: caller frees it
+  bool put(void* p, std::size_t bytes) {
+    if (bytes > limit) return false;
+    while (cached + bytes > limit) {
+      const auto oldest = by_age.begin();
+      auto range = blocks.equal_range(oldest->second);
+      for (auto it = range.first; it != range.second; ++it)
+        if (it->second.first == oldest->first) {
+          std::free(it->second.second);
+          blocks.erase(it);
+          break;
+        }
+      cached -= oldest->second;
+      by_age.erase(oldest);
+    }
+    blocks.emplace(bytes, std::make_pair(stamp, p));
+    by_age.emplace(stamp++, bytes);
+    cached += bytes;
+    return true;
+  }
   void release() {
     std::lock_guard<std::mutex> lock(mu);
-    for (auto& kv : blocks) std::free(kv.second);
+    for (auto& kv : blocks) std::free(kv.second.second);
     blocks.clear();
+    by_age.clear();
     cached = 0;
   }
 };
@@ -91,13 +132,7 @@ void* large_alloc(std::size_t bytes) {
   LargeCache& lc = large_cache();
   {
     std::lock_guard<std::mutex> lock(lc.mu);
-    auto it = lc.blocks.find(bytes);
-    if (it != lc.blocks.end()) {
-      void* p = it->second;
-      lc.blocks.erase(it);
-      lc.cached -= bytes;
-      return p;
-    }
+    if (void* p = lc.take(bytes)) return p;
   }
   void* p = system_alloc(bytes);
   if (!p) {  // maybe the cache holds the memory: give it back and try once more
@@ -113,16 +148,18 @@ void large_free(void* p, std::size_t bytes) {
   LargeCache& lc = large_cache();
   {
     std::lock_guard<std::mutex> lock(lc.mu);
-    if (lc.cached + bytes <= lc.limit) {
-      lc.blocks.emplace(bytes, p);
-      lc.cached += bytes;
-      return;
-    }
+    if (lc.put(p, bytes)) return;
   }
   std::free(p);
 }
 
 void release_cached_blocks() { large_cache().release(); }
+
+std::size_t cached_block_bytes() {
+  LargeCache& lc = large_cache();
+  std::lock_guard<std::mutex> lock(lc.mu);
+  return lc.cached;
+}
 
 void* workspace_alloc(std::size_t bytes) {
   const int c = size_class(bytes);

@@ -60,12 +60,14 @@ MatView<T> row_major(T* data, index_t rows, index_t cols, index_t ld) {
 void* workspace_alloc(std::size_t bytes);
 void workspace_free(void* p, std::size_t bytes);
 // Page-aligned blocks from the process-wide cache of large blocks (thread-safe; up to
-// RNNKIT_CACHE_MB MiB of freed blocks are kept, default 512). workspace_alloc uses it above 1 MiB;
+// RNNKIT_CACHE_MB MiB of freed blocks are kept, default 1024, the oldest evicted first). workspace_alloc uses it above 1 MiB;
 // the Python module allocates its large result arrays from it. Free with the size allocated.
 void* large_alloc(std::size_t bytes);
 void large_free(void* p, std::size_t bytes);
 // Returns every cached large block to the system.
 void release_cached_blocks();
+// Bytes of freed large blocks the cache holds now.
+std::size_t cached_block_bytes();
 
 // Uninitialised storage for workspaces (allocated once per call, never per step).
 template <class T>

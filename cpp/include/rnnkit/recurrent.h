@@ -140,17 +140,18 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
   });
 }
 
-// The input side of a cell whose input and recurrent gate gradients are the same array (SimpleRNN,
-// LSTM): run_backward can then compute dx_t = dG_t @ kernel^T inside the reverse loop from the dG_t
-// it packs anyway, instead of a T·B-row GEMM that packs all of dG again (measured faster at every
-// benchmark size, the large one included: SimpleRNN backward mnist-rows 2.2 -> 2.03 ms, medium
-// 9.5-10.3 -> 8.9-9.3 ms, large 275 -> 260-267 ms; LSTM medium 44-45 -> 40 ms).
+// The input side for run_backward, which then computes dx_t = dG_t @ kernel^T inside the reverse
+// loop from the dG_t it packs anyway, instead of a T·B-row GEMM that packs all of dG again (faster
+// at every benchmark size, the large one included: SimpleRNN backward mnist-rows 2.2 -> 2.03 ms,
+// medium 9.5-10.3 -> 8.9-9.3 ms, large 275 -> 260-267 ms; LSTM medium 44-45 -> 40 ms).
 template <class T>
 struct InputSide {
   const T* kernel;  // (I, G·H)
   T* dx;            // (B, T, I) out
   bool go_backwards;
-  const T* dgx = nullptr;  // (T, B, G·H) input-side gate gradients when not dgm (GRU), packed per step too
+  // (T, B, G·H) the input side's gate gradients when they differ from the recurrent side's dgm
+  // (GRU reset_after), packed per step next to them; null: dgm serves both (SimpleRNN, LSTM)
+  const T* dgx = nullptr;
 };
 // d_h_last: (B, H) or null. dgm: (T, B, G·H) gate gradients on the recurrent side (the A of the
 // iteration GEMM). pointwise(p, dh_p, slice) fills dG_p on the slice from dh_p (gradient w.r.t.
@@ -243,30 +244,23 @@ void input_gradients(const SeqShape& s, const T* x, const T* kernel, const T* dg
           false, nt);
 }
 
-// ... and all three for cells whose input and recurrent sides share the gate gradients or not:
-//   d_kernel = X^T dgx,  d_recurrent_kernel = H_prev^T dgm  (one gemm_sum_k group over the T·B
-//   rows: each k block of dgx is packed once, and once for both when dgm == dgx)
-//   d_bias_x = column sums of dgx, d_bias_m = those of dgm (when not null; summed from the packed
-//   blocks of the same group)
-//   dx = dgx kernel^T   (unless the reverse loop already computed it: dx_done)
-// dgm: (T, B, G·H) the gate gradients on the recurrent side; states (T+1, B, H) with states[p] the
-// state entering step p.
+// ... and, after run_backward computed dx, the weights' side as one gemm_sum_k group over the T·B
+// rows (each k block of the gate gradients packed once, once for both when dgm == dgx):
+//   d_kernel = X^T dgx,  d_recurrent_kernel = H_prev^T dgm,
+//   d_bias_x = column sums of dgx and d_bias_m = those of dgm when not null (from the packed blocks)
+// dgx, dgm: (T, B, G·H) gate gradients on the input and recurrent sides; states (T+1, B, H) with
+// states[p] the state entering step p.
 template <class T>
-void weight_gradients(const SeqShape& s, const T* x, const T* kernel, const T* states,
-                      const T* dgx, const T* dgm, bool go_backwards, T* dx, T* d_kernel,
-                      T* d_recurrent_kernel, bool dx_done, T* d_bias_x, T* d_bias_m = nullptr) {
+void weight_gradients(const SeqShape& s, const T* x, const T* states, const T* dgx, const T* dgm,
+                      bool go_backwards, T* d_kernel, T* d_recurrent_kernel, T* d_bias_x,
+                      T* d_bias_m = nullptr) {
   const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
-  const int nt = get_num_threads();
-  const MatView<const T> dgx_all = row_major(dgx, T_ * B, GH, GH);
   const GemmJob<T> jobs[2] = {
-      {sequence_rows(x, B, T_, I, 0, T_, go_backwards).t(), dgx_all, row_major(d_kernel, I, GH, GH), false,
-       d_bias_x},
+      {sequence_rows(x, B, T_, I, 0, T_, go_backwards).t(), row_major(dgx, T_ * B, GH, GH),
+       row_major(d_kernel, I, GH, GH), false, d_bias_x},
       {row_major(states, T_ * B, H, H).t(), row_major(dgm, T_ * B, GH, GH),
        row_major(d_recurrent_kernel, H, GH, GH), dgm == dgx, d_bias_m}};
-  gemm_sum_k(jobs, 2, nt);
-  if (!dx_done)
-    gemm<T>(dgx_all, row_major(kernel, I, GH, GH).t(), sequence_rows(dx, B, T_, I, 0, T_, go_backwards),
-            false, nt);
+  gemm_sum_k(jobs, 2, get_num_threads());
 }
 
 // A masked step for one row segment: the state is carried over, the output row (if any) is zero.
