@@ -348,9 +348,11 @@ void gemm_sum_k(const GemmJob<T>* jobs, int n_jobs, int nt) {
   const index_t KC = Blocking<T>::kc, MC = Blocking<T>::mc, NC = Blocking<T>::nc;
   const int parts = static_cast<int>(gemm_sum_k_parts<T>(K));
   if (K == 0) {
-    for (int j = 0; j < n_jobs; ++j)
+    for (int j = 0; j < n_jobs; ++j) {
       for (index_t i = 0; i < jobs[j].c.nrows(); ++i)
         std::memset(jobs[j].c.at(i, 0), 0, jobs[j].c.ncols() * sizeof(T));
+      if (jobs[j].col_sums) std::fill(jobs[j].col_sums, jobs[j].col_sums + jobs[j].c.ncols(), T(0));
+    }
     return;
   }
   // partial results of parts 1..: per job a row-major (M_j, N_j) product, then N_j column sums
