@@ -139,6 +139,8 @@ def test_rounds_report_the_median_of_round_medians(tmp_path, capsys):
     rounds = row["rnnkit_rounds_ms"]
     assert len(rounds) == 3 and all(r > 0 for r in rounds)
     assert row["rnnkit_ms"] == sorted(rounds)[1]
+    assert row["rnnkit"]["median_ms"] == row["rnnkit_ms"] and len(row["rnnkit_rounds"]) == 3
+    assert row["rnnkit"]["samples"] == sum(r["samples"] for r in row["rnnkit_rounds"])
     assert report["environment"]["rounds"] == 3
     assert "timed in 3 alternating rounds" in captured.out
 

@@ -451,7 +451,7 @@ void gemm_sum_k(const GemmJob<T>* jobs, int n_jobs, int nt) {
       const int part = tid % parts;
       run_part(part, tid / parts, (n_threads - part + parts - 1) / parts);
     }
-    barrier();
+    if (n_threads > 1) barrier();  // (inline, not a region, when alone: no barrier to meet)
     reduce(tid, n_threads);
   });
 }

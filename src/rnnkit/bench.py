@@ -481,11 +481,13 @@ def time_backend(args, rows: list[dict], backend: str) -> list[str]:
                 summary = summarize(time_call(call, **_timing_kwargs(args)))
         except Exception as exc:
             message = f"{column} failed: {type(exc).__name__}: {exc}"
-            row["notes"].append(message)
+            if message not in row["notes"]:  # once, however many rounds fail the same way
+                row["notes"].append(message)
             errors.append(f"{row['cell']} {row['size']} {row['mode']}: {message}")
             continue
         row[column] = summary
         row[f"{column}_ms"] = summary["median_ms"]
+        row.setdefault(f"{column}_rounds", []).append(summary)
         row.setdefault(f"{column}_rounds_ms", []).append(summary["median_ms"])
     return errors
 
@@ -530,10 +532,12 @@ def run_torch(args, rows: list[dict]) -> tuple[dict, str | None]:
         return {}, f"PyTorch subprocess printed no JSON: {done.stdout[-200:]!r}"
     for row, answer in zip(rows, result["results"]):
         if "error" in answer:
-            row["notes"].append(f"torch failed: {answer['error']}")
+            if f"torch failed: {answer['error']}" not in row["notes"]:
+                row["notes"].append(f"torch failed: {answer['error']}")
             continue
         row["torch"] = {k: v for k, v in answer.items() if k.endswith("_ms") or k == "samples"}
         row["torch_ms"] = answer["median_ms"]
+        row.setdefault("torch_rounds", []).append(row["torch"])
         row.setdefault("torch_rounds_ms", []).append(answer["median_ms"])
     return {"version": result.get("torch_version"), "threads": result.get("threads")}, None
 
@@ -710,7 +714,13 @@ def main(argv=None) -> int:
                 for column in ("rnnkit", "torch"):
                     values = row.get(f"{column}_rounds_ms")
                     if values:
+                        # the column and its summary describe all rounds (each round's own spread
+                        # stays in <column>_rounds)
                         row[f"{column}_ms"] = statistics.median(values)
+                        rounds = row[f"{column}_rounds"]
+                        row[column] = {"median_ms": row[f"{column}_ms"],
+                                       "min_ms": min(r["min_ms"] for r in rounds),
+                                       "samples": sum(r["samples"] for r in rounds)}
             footer.append(f"rnnkit and PyTorch timed in {args.rounds} alternating rounds; their columns are "
                           "the medians of the rounds' medians")
         # measure the peak again at the end: a busy moment at the start would make it look low

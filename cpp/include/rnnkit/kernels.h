@@ -58,7 +58,8 @@ struct Kernels {
   void (*batch_lane_rows)(const BatchLaneForward<T>& args, index_t b0, index_t b1, T* scratch);
 
   // One A micro-panel of a PackedA from m_valid <= mr row-major rows (row i at src + i*ld):
-  // dst[k*mr + i] = src[i*ld + k] for k < n; rows m_valid..mr of dst are left as they are.
+  // dst[k*mr + i] = src[i*ld + k] for k < n; rows m_valid..mr of dst (a panel's zero padding) are
+  // left zero or rewritten with zeros.
   void (*pack_a_tile)(const T* src, index_t ld, int m_valid, index_t n, int mr, T* dst);
   // SimpleRNN post-GEMM on one row segment: h[0:n] = act(pre + bias) (bias may be null), and the
   // same values into out when it is not null.
