@@ -836,27 +836,30 @@ import numpy as np
 from rnnkit import _native
 MiB = 1 << 20
 
-def result(rows):  # a (rows, 40, 128) float32 SimpleRNN output: rows * 20 KiB
-    x = np.ones((rows, 40, 16), np.float32)
+def result(rows, scale=1.0):  # a (rows, 40, 128) float32 SimpleRNN output: rows * 20 KiB
+    x = np.full((rows, 40, 16), scale, np.float32)
     k = np.full((16, 128), 0.01, np.float32)
     r = np.full((128, 128), 0.001, np.float32)
     return _native.simple_rnn_forward(x, k, r, None, None, "tanh", None, False, False, True)[0]
 
+b2_expected = result(160, 2.0).copy()
 _native.release_cached_blocks()
 a = result(64)                       # 1.25 MiB: a page-rounded block
 del a
 after_a = _native.cached_block_bytes()
 assert 1.2 * MiB < after_a < 1.4 * MiB, after_a
 b = result(160)                      # 3.1 MiB: rounded to two 2 MiB huge pages
+b_values = b.copy()
 del b
 after_b = _native.cached_block_bytes()
 # the cap (4 MiB) cannot hold both: the older block (a) went back to the system, b stayed
 assert after_b == 4 * MiB, after_b
 a2 = result(64)                      # a's size again: not cached any more, fresh from the system
 assert _native.cached_block_bytes() == 4 * MiB
-b2 = result(160)                     # b's size: served from the cache
+b2 = result(160, 2.0)                # b's size: served from the cache
 assert _native.cached_block_bytes() == 0
-assert float(b2[0, 0, 0]) > 0 and np.isfinite(b2).all()
+np.testing.assert_array_equal(b2, b2_expected)  # the reused block holds the new result in full
+assert not np.array_equal(b2, b_values)
 big = result(300)                    # 5.9 MiB: larger than the cap, never cached
 del big
 assert _native.cached_block_bytes() == 0

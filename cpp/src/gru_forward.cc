@@ -139,15 +139,10 @@ void gru_forward(const GruForward<T>& a) {
   const index_t B = s.B, H = s.H;
   if (B == 0) return;
   if (use_batch_lanes<T>(CellKind::kGru, B, s.T, H)) {
-    BatchLaneForward<T> f;
-    f.cell = CellKind::kGru;
-    f.batch = B, f.steps = s.T, f.input_size = s.I, f.units = H;
-    f.x = a.x, f.kernel = a.kernel, f.recurrent_kernel = a.recurrent_kernel, f.bias = a.bias;
+    BatchLaneForward<T> f = batch_lane_args<T>(CellKind::kGru, a);
     f.recurrent_bias = a.reset_after && a.bias ? a.bias + 3 * H : nullptr;
-    f.h0 = a.h0, f.mask = a.mask, f.go_backwards = a.go_backwards, f.reset_after = a.reset_after;
-    f.activation = a.activation, f.recurrent_activation = a.recurrent_activation;
-    f.outputs = a.outputs, f.h_last = a.h_last, f.h_states = a.states, f.gates = a.gates;
-    f.extra = a.extra;
+    f.reset_after = a.reset_after, f.recurrent_activation = a.recurrent_activation;
+    f.h_states = a.states, f.gates = a.gates, f.extra = a.extra;
     batch_lane_forward(f);
     return;
   }

@@ -15,13 +15,8 @@ void lstm_forward(const LstmForward<T>& a) {
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   if (B == 0) return;
   if (use_batch_lanes<T>(CellKind::kLstm, B, T_, H)) {
-    BatchLaneForward<T> f;
-    f.cell = CellKind::kLstm;
-    f.batch = B, f.steps = T_, f.input_size = s.I, f.units = H;
-    f.x = a.x, f.kernel = a.kernel, f.recurrent_kernel = a.recurrent_kernel, f.bias = a.bias;
-    f.h0 = a.h0, f.c0 = a.c0, f.mask = a.mask, f.go_backwards = a.go_backwards;
-    f.activation = a.activation, f.recurrent_activation = a.recurrent_activation;
-    f.outputs = a.outputs, f.h_last = a.h_last, f.c_last = a.c_last;
+    BatchLaneForward<T> f = batch_lane_args<T>(CellKind::kLstm, a);
+    f.c0 = a.c0, f.recurrent_activation = a.recurrent_activation, f.c_last = a.c_last;
     f.h_states = a.h_states, f.c_states = a.c_states, f.gates = a.gates;
     batch_lane_forward(f);
     return;

@@ -16,12 +16,8 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
   const index_t B = s.B, T_ = s.T, H = s.H;
   if (B == 0) return;
   if (use_batch_lanes<T>(CellKind::kSimpleRnn, B, T_, H)) {
-    BatchLaneForward<T> f;
-    f.cell = CellKind::kSimpleRnn;
-    f.batch = B, f.steps = T_, f.input_size = s.I, f.units = H;
-    f.x = a.x, f.kernel = a.kernel, f.recurrent_kernel = a.recurrent_kernel, f.bias = a.bias;
-    f.h0 = a.h0, f.mask = a.mask, f.activation = a.activation, f.go_backwards = a.go_backwards;
-    f.outputs = a.outputs, f.h_last = a.h_last, f.h_states = a.states;
+    BatchLaneForward<T> f = batch_lane_args<T>(CellKind::kSimpleRnn, a);
+    f.h_states = a.states;
     batch_lane_forward(f);
     return;
   }

@@ -61,4 +61,17 @@ int set_batch_lanes(int mode);
 template <class T>
 void batch_lane_forward(const BatchLaneForward<T>& args);
 
+// The fields every cell's forward argument struct shares (same names in SimpleRnnForward,
+// LstmForward, GruForward), copied into a BatchLaneForward; the caller adds its cell's own.
+template <class T, class CellArgs>
+BatchLaneForward<T> batch_lane_args(CellKind cell, const CellArgs& a) {
+  BatchLaneForward<T> f;
+  f.cell = cell;
+  f.batch = a.batch, f.steps = a.steps, f.input_size = a.input_size, f.units = a.units;
+  f.x = a.x, f.kernel = a.kernel, f.recurrent_kernel = a.recurrent_kernel, f.bias = a.bias;
+  f.h0 = a.h0, f.mask = a.mask, f.activation = a.activation, f.go_backwards = a.go_backwards;
+  f.outputs = a.outputs, f.h_last = a.h_last;
+  return f;
+}
+
 }  // namespace rnnkit

@@ -29,8 +29,6 @@ struct Kernels {
 
   // y[0:n] = act(x[0:n]); y may alias x. Vectorised; tanh/sigmoid within 4 ulp (float32).
   void (*activation)(Activation act, const T* x, T* y, index_t n);
-  // dz[0:n] = g[0:n] * act'(z), written through the activation's output y = act(z).
-  void (*activation_grad)(Activation act, const T* y, const T* g, T* dz, index_t n);
   // Cell post-GEMM kernels on one row segment of n units (formulas in isa_kernels.inc).
   void (*lstm_forward_cell)(Activation act, Activation ract, index_t n, T* zi, T* zf, T* zg, T* zo,
                             const T* bi, const T* bf, const T* bg, const T* bo, const T* c_prev,
