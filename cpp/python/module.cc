@@ -7,6 +7,9 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <memory>
+#include <type_traits>
+#include <utility>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -17,6 +20,7 @@
 #include "rnnkit/lstm.h"
 #include "rnnkit/simple_rnn.h"
 #include "rnnkit/threading.h"
+#include "rnnkit/weight_pack.h"
 
 namespace py = pybind11;
 using rnnkit::index_t;
@@ -123,12 +127,60 @@ index_t units_of(const py::array& kernel, index_t gates) {
   return width / gates;
 }
 
+// ---- WeightPack: a layer's kernel and recurrent_kernel packed once for its inference calls ------
+// Holds the two arrays (so they outlive the pack) and insists that they are read-only: the pack
+// reads them only when it makes a layout, so writing into them afterwards would leave it stale.
+struct PyWeightPack {
+  py::array kernel, recurrent_kernel;
+  index_t gates = 1;
+  std::shared_ptr<rnnkit::WeightPack<float>> f32;
+  std::shared_ptr<rnnkit::WeightPack<double>> f64;
+
+  template <class T> const rnnkit::WeightPack<T>* get() const {
+    if constexpr (std::is_same_v<T, float>) return f32.get(); else return f64.get();
+  }
+};
+
+template <class T>
+PyWeightPack make_pack_t(py::object kernel, py::object recurrent_kernel, index_t gates) {
+  PyWeightPack p;
+  p.kernel = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
+  const index_t I = p.kernel.shape(0), H = units_of(p.kernel, gates);
+  p.recurrent_kernel = checked<T>(recurrent_kernel, "recurrent_kernel", {H, gates * H}).template cast<py::array>();
+  for (auto [arr, name] : {std::pair<const py::array&, const char*>{p.kernel, "kernel"},
+                           {p.recurrent_kernel, "recurrent_kernel"}})
+    if (arr.writeable())
+      throw py::value_error(std::string(name) + " must be read-only (flags.writeable = False): the pack "
+                            "keeps using it, so it must not change while the pack exists");
+  p.gates = gates;
+  auto w = std::make_shared<rnnkit::WeightPack<T>>(I, H, static_cast<int>(gates), cptr<T>(p.kernel),
+                                                   cptr<T>(p.recurrent_kernel));
+  if constexpr (std::is_same_v<T, float>) p.f32 = w; else p.f64 = w;
+  return p;
+}
+
+// The WeightPack of `pack` for a forward call with these kernel / recurrent_kernel objects (null
+// when pack is None): it must have been made from exactly these arrays.
+template <class T>
+const rnnkit::WeightPack<T>* pack_for(const py::object& pack, const py::array& kernel,
+                                      const py::array& recurrent_kernel, index_t gates) {
+  if (pack.is_none()) return nullptr;
+  if (!py::isinstance<PyWeightPack>(pack)) throw py::type_error("pack must be a WeightPack or None");
+  const PyWeightPack& p = pack.cast<const PyWeightPack&>();
+  if (!p.kernel.is(kernel) || !p.recurrent_kernel.is(recurrent_kernel) || p.gates != gates)
+    throw py::value_error("pack was not made from this kernel and recurrent_kernel (pass the arrays "
+                          "the pack holds: pack.kernel, pack.recurrent_kernel)");
+  const rnnkit::WeightPack<T>* w = p.get<T>();
+  if (!w) throw py::value_error("pack has another dtype than kernel");
+  return w;
+}
+
 // ---- SimpleRNN -----------------------------------------------------------------------------------
 template <class T>
 py::tuple simple_rnn_forward_t(py::object x, py::object kernel, py::object recurrent_kernel,
                                py::object bias, py::object h0, const std::string& activation,
                                py::object mask, bool go_backwards, bool training,
-                               bool return_sequences) {
+                               bool return_sequences, py::object pack) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
   const index_t I = k.shape(0), H = units_of(k, 1);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
@@ -138,6 +190,7 @@ py::tuple simple_rnn_forward_t(py::object x, py::object kernel, py::object recur
   py::object h0a = checked<T>(h0, "h0", {B, H}, true);
   py::object ma = checked_mask(mask, B, T_);
   rnnkit::SimpleRnnForward<T> args;
+  args.pack = pack_for<T>(pack, k, rk, 1);
   args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
   args.bias = cptr<T>(ba); args.h0 = cptr<T>(h0a); args.mask = mask_ptr(ma);
@@ -192,7 +245,7 @@ template <class T>
 py::tuple lstm_forward_t(py::object x, py::object kernel, py::object recurrent_kernel, py::object bias,
                          py::object h0, py::object c0, const std::string& activation,
                          const std::string& recurrent_activation, py::object mask, bool go_backwards,
-                         bool training, bool return_sequences) {
+                         bool training, bool return_sequences, py::object pack) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
   const index_t I = k.shape(0), H = units_of(k, 4);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
@@ -203,6 +256,7 @@ py::tuple lstm_forward_t(py::object x, py::object kernel, py::object recurrent_k
   py::object c0a = checked<T>(c0, "c0", {B, H}, true);
   py::object ma = checked_mask(mask, B, T_);
   rnnkit::LstmForward<T> args;
+  args.pack = pack_for<T>(pack, k, rk, 4);
   args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
   args.bias = cptr<T>(ba); args.h0 = cptr<T>(h0a); args.c0 = cptr<T>(c0a); args.mask = mask_ptr(ma);
@@ -269,7 +323,7 @@ template <class T>
 py::tuple gru_forward_t(py::object x, py::object kernel, py::object recurrent_kernel, py::object bias,
                         py::object h0, const std::string& activation,
                         const std::string& recurrent_activation, bool reset_after, py::object mask,
-                        bool go_backwards, bool training, bool return_sequences) {
+                        bool go_backwards, bool training, bool return_sequences, py::object pack) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
   const index_t I = k.shape(0), H = units_of(k, 3);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
@@ -279,6 +333,7 @@ py::tuple gru_forward_t(py::object x, py::object kernel, py::object recurrent_ke
   py::object h0a = checked<T>(h0, "h0", {B, H}, true);
   py::object ma = checked_mask(mask, B, T_);
   rnnkit::GruForward<T> args;
+  args.pack = pack_for<T>(pack, k, rk, 3);
   args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
   args.bias = cptr<T>(ba); args.h0 = cptr<T>(h0a); args.mask = mask_ptr(ma);
@@ -411,18 +466,35 @@ py::array exp_t(py::object x) {
 PYBIND11_MODULE(_native, m) {
   m.doc() = "rnnkit's native kernels (C++, OpenMP). Use rnnkit.ops; these take canonical arrays.";
 
+  py::class_<PyWeightPack>(m, "WeightPack",
+                           "kernel (I, G*H) and recurrent_kernel (H, G*H), both read-only, packed once "
+                           "for the inference calls of *_forward(..., pack=)")
+      .def(py::init([](py::object kernel, py::object recurrent_kernel, index_t gates) {
+             if (gates < 1 || gates > 4) throw py::value_error("gates must be 1, 3 or 4, got " + std::to_string(gates));
+             return by_dtype(kernel, "kernel", [&](auto tag) {
+               return make_pack_t<decltype(tag)>(kernel, recurrent_kernel, gates);
+             });
+           }),
+           py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("gates"))
+      .def_readonly("kernel", &PyWeightPack::kernel)
+      .def_readonly("recurrent_kernel", &PyWeightPack::recurrent_kernel)
+      .def_readonly("gates", &PyWeightPack::gates)
+      .def_property_readonly("packed_bytes", [](const PyWeightPack& p) {
+        return p.f32 ? p.f32->packed_bytes() : p.f64->packed_bytes();
+      }, "bytes of the panel layouts made so far (they are made on first use)");
+
   m.def("simple_rnn_forward",
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0,
            const std::string& activation, py::object mask, bool go_backwards, bool training,
-           bool return_sequences) {
+           bool return_sequences, py::object pack) {
           return by_dtype(kernel, "kernel", [&](auto tag) {
             return simple_rnn_forward_t<decltype(tag)>(x, kernel, rk, bias, h0, activation, mask,
-                                                       go_backwards, training, return_sequences);
+                                                       go_backwards, training, return_sequences, pack);
           });
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
         py::arg("activation"), py::arg("mask"), py::arg("go_backwards"), py::arg("training"),
-        py::arg("return_sequences"),
+        py::arg("return_sequences"), py::arg("pack") = py::none(),
         "-> (outputs (B,T,H) | None, h_last (B,H), states (T+1,B,H) | None)");
   m.def("simple_rnn_backward",
         [](py::object d_outputs, py::object d_h_last, py::object x, py::object kernel, py::object rk,
@@ -440,16 +512,17 @@ PYBIND11_MODULE(_native, m) {
   m.def("lstm_forward",
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0, py::object c0,
            const std::string& activation, const std::string& recurrent_activation, py::object mask,
-           bool go_backwards, bool training, bool return_sequences) {
+           bool go_backwards, bool training, bool return_sequences, py::object pack) {
           return by_dtype(kernel, "kernel", [&](auto tag) {
             return lstm_forward_t<decltype(tag)>(x, kernel, rk, bias, h0, c0, activation,
                                                  recurrent_activation, mask, go_backwards, training,
-                                                 return_sequences);
+                                                 return_sequences, pack);
           });
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
         py::arg("c0"), py::arg("activation"), py::arg("recurrent_activation"), py::arg("mask"),
         py::arg("go_backwards"), py::arg("training"), py::arg("return_sequences"),
+        py::arg("pack") = py::none(),
         "-> (outputs | None, h_last, c_last, saved | None); saved = (h_states, c_states, gates)");
   m.def("lstm_backward",
         [](py::object d_outputs, py::object d_h_last, py::object d_c_last, py::object x, py::object kernel,
@@ -468,16 +541,17 @@ PYBIND11_MODULE(_native, m) {
   m.def("gru_forward",
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0,
            const std::string& activation, const std::string& recurrent_activation, bool reset_after,
-           py::object mask, bool go_backwards, bool training, bool return_sequences) {
+           py::object mask, bool go_backwards, bool training, bool return_sequences, py::object pack) {
           return by_dtype(kernel, "kernel", [&](auto tag) {
             return gru_forward_t<decltype(tag)>(x, kernel, rk, bias, h0, activation,
                                                 recurrent_activation, reset_after, mask,
-                                                go_backwards, training, return_sequences);
+                                                go_backwards, training, return_sequences, pack);
           });
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
         py::arg("activation"), py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("mask"),
         py::arg("go_backwards"), py::arg("training"), py::arg("return_sequences"),
+        py::arg("pack") = py::none(),
         "-> (outputs | None, h_last, saved | None); saved = (states, gates, extra)");
   m.def("gru_backward",
         [](py::object d_outputs, py::object d_h_last, py::object x, py::object kernel, py::object rk,

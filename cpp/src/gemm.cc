@@ -223,6 +223,33 @@ void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, ind
 }
 
 template <class T>
+void gemv_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, index_t q1,
+                 const MatView<T>& c, bool accumulate) {
+  const Kernels<T>& ker = kernels<T>();
+  const index_t M = a.nrows();
+  if (q1 <= q0 || M == 0) return;
+  const T* a_rows[kGemvMaxRows];
+  T* c_rows[kGemvMaxRows];
+  for (index_t i = 0; i < M; ++i) c_rows[i] = c.data + c.rows.offset(i);
+  const index_t nkb = b.num_kblocks();
+  if (nkb == 0 && !accumulate)
+    for (index_t g = 0; g < b.groups; ++g) {
+      const index_t c0 = q0 * b.nr, c1 = std::min(b.group_n, q1 * b.nr);
+      for (index_t i = 0; i < M; ++i) std::memset(c_rows[i] + g * b.group_n + c0, 0, (c1 - c0) * sizeof(T));
+    }
+  for (index_t kb = 0; kb < nkb; ++kb) {
+    const index_t kc = b.kblock_len(kb);
+    for (index_t i = 0; i < M; ++i) a_rows[i] = a.data + a.rows.offset(i) + kb * b.kc;
+    for (index_t g = 0; g < b.groups; ++g) {
+      const index_t c0 = q0 * b.nr, c1 = std::min(b.group_n, q1 * b.nr);
+      if (c1 <= c0) continue;
+      ker.gemv(M, c1 - c0, kc, a_rows, b.panel(kb, g, q0), kc * b.nr, c_rows, g * b.group_n + c0,
+               accumulate || kb > 0);
+    }
+  }
+}
+
+template <class T>
 int best_tile_rows(index_t m) {
   const Kernels<T>& ker = kernels<T>();
   const index_t pad = ((m + ker.mr - 1) / ker.mr) * ker.mr;
@@ -479,6 +506,8 @@ void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatV
                                   const MatView<T>&, bool);                                       \
   template void gemm_packed<T>(const MatView<const T>&, const PackedB<T>&, index_t, index_t,      \
                                const MatView<T>&, bool, T*);                                      \
+  template void gemv_packed<T>(const MatView<const T>&, const PackedB<T>&, index_t, index_t,      \
+                               const MatView<T>&, bool);                                          \
   template void gemm_team<T>(const MatView<const T>&, const MatView<const T>&, const MatView<T>&, \
                              bool, int, int);                                                     \
   template void gemm<T>(const MatView<const T>&, const MatView<const T>&, const MatView<T>&, bool, \

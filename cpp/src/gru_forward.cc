@@ -53,7 +53,7 @@ void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T
                            h_next + row);
       if (out) std::memcpy(out, h_next + row, nc * sizeof(T));
     }
-  });
+  }, a.pack);
 }
 
 template <class T>

@@ -59,7 +59,7 @@ void lstm_forward(const LstmForward<T>& a) {
                             bias ? bias + 3 * H : nullptr, c_prev + row, c_next + row, h);
       if (a.outputs) std::memcpy(a.outputs + (b * T_ + p) * H + c0, h, nc * sizeof(T));
     }
-  });
+  }, a.pack);
   std::memcpy(a.h_last, h_state(T_), B * H * sizeof(T));
   std::memcpy(a.c_last, c_state(T_), B * H * sizeof(T));
 }

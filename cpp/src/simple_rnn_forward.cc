@@ -49,7 +49,7 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
         if (o) std::memset(o, 0, nc * sizeof(T));
       }
     }
-  });
+  }, a.pack);
   std::memcpy(a.h_last, state(T_), B * H * sizeof(T));
 }
 

@@ -77,6 +77,18 @@ template <class T>
 void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
                     const MatView<T>& c, bool accumulate);
 
+// Like gemm_packed for A of at most kGemvMaxRows rows with contiguous columns (a.cols plain,
+// stride 1): matrix-vector products streaming each panel of B once, no A packing (the batch-1 and
+// small-batch steps of a recurrence, which are bound by reading B).
+template <class T>
+void gemv_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, index_t q1,
+                 const MatView<T>& c, bool accumulate);
+// Whether gemv_packed takes A: few rows, contiguous columns.
+template <class T>
+bool gemv_fits(const MatView<const T>& a) {
+  return a.nrows() <= kGemvMaxRows && a.cols.is_plain() && a.cols.stride == 1;
+}
+
 // Splits [0, n) into nt contiguous ranges of whole units (units of `unit` elements); thread tid's.
 void split_range(index_t n, index_t unit, int tid, int nt, index_t* begin, index_t* end);
 

@@ -12,6 +12,9 @@
 namespace rnnkit {
 
 template <class T>
+class WeightPack;
+
+template <class T>
 struct GruForward {
   index_t batch = 0, steps = 0, input_size = 0, units = 0;  // B, T, I, H
   const T* x = nullptr;                 // (B, T, I)
@@ -31,6 +34,8 @@ struct GruForward {
   T* states = nullptr;   // (T+1, B, H) time-major, [0] = h0
   T* gates = nullptr;    // (T, B, 3H) z, r, hh
   T* extra = nullptr;    // (T, B, H) reset_after: mh = (h_{t-1} @ R_h + bias[1]_h); else r * h_{t-1}
+  // inference: kernel and recurrent_kernel already packed (they must be the pack's sources), or null
+  const WeightPack<T>* pack = nullptr;
 };
 
 template <class T>

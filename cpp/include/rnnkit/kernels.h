@@ -64,7 +64,16 @@ struct Kernels {
   void (*simple_rnn_forward_cell)(Activation act, index_t n, const T* pre, const T* bias, T* h, T* out);
   // Its backward on one row segment: dz[0:n] = (dh + dout) * act'(h), dout may be null.
   void (*simple_rnn_backward_cell)(Activation act, index_t n, const T* h, const T* dh, const T* dout, T* dz);
+  // Few-row product against packed B panels (no A packing): C[i, col0 : col0 + n] (+)=
+  // sum_k a[i][k] · B[k, :] for i < m, 1 <= m <= kGemvMaxRows; a[i] / c[i] point at row i of A (at
+  // this k block) and of C; b holds ceil(n / nr) panels of (kc, nr), b_panel_stride apart.
+  void (*gemv)(index_t m, index_t n, index_t kc, const T* const* a, const T* b, index_t b_panel_stride,
+               T* const* c, index_t col0, bool accumulate);
 };
+
+// Rows up to which a product against packed weights runs as matrix-vector products (Kernels::gemv)
+// instead of packed-A micro-tiles: a step of batch <= 4 is bound by reading the weights.
+constexpr index_t kGemvMaxRows = 4;
 
 // Scratch elements batch_lane_rows needs: rows of `lanes` for x_t (I), the input projections of
 // 8 steps (8·G·H), h and c ping-pongs (4H), gates (G·H), GRU extra (H) and the step's outputs (H).

@@ -10,6 +10,9 @@
 namespace rnnkit {
 
 template <class T>
+class WeightPack;
+
+template <class T>
 struct LstmForward {
   index_t batch = 0, steps = 0, input_size = 0, units = 0;  // B, T, I, H
   const T* x = nullptr;                 // (B, T, I)
@@ -30,6 +33,8 @@ struct LstmForward {
   T* h_states = nullptr;  // (T+1, B, H) time-major, [0] = h0
   T* c_states = nullptr;  // (T+1, B, H) time-major, [0] = c0
   T* gates = nullptr;     // (T, B, 4H) activated gates i, f, g, o
+  // inference: kernel and recurrent_kernel already packed (they must be the pack's sources), or null
+  const WeightPack<T>* pack = nullptr;
 };
 
 template <class T>

@@ -27,6 +27,7 @@
 #include "rnnkit/gemm.h"
 #include "rnnkit/sequence.h"
 #include "rnnkit/threading.h"
+#include "rnnkit/weight_pack.h"
 
 namespace rnnkit {
 
@@ -47,6 +48,10 @@ struct Partition {
 };
 Partition partition(index_t batch, index_t steps, index_t units, index_t gates, std::size_t elem_size,
                     double step_flops, int nr);
+// The split for steps of at most kGemvMaxRows rows (matrix-vector products bound by reading
+// `step_bytes` of packed weights per step): by units, on every thread once a step reads enough
+// bytes to outweigh a barrier, else serial.
+Partition gemv_partition(double step_bytes, index_t units, int nr);
 
 // The rows [b0, b1) and units [c0, c1) (panels [q0, q1) of every gate block) one thread handles.
 struct Slice {
@@ -74,67 +79,90 @@ Slice thread_slice(const Partition& part, const PackedB<T>& packed, index_t B, i
 // h_prev(p): the (B, H) state read by step p's iteration GEMM.
 // step(p, pre_t, rec_t, slice): the cell's post-GEMM on rows [b0, b1) x units [c0, c1) of every
 //            gate; pre_t / rec_t point at row 0 of the step's (B, G·H) block.
+// pack:      kernel and recurrent_kernel already packed (inference calls reusing a WeightPack), or
+//            null: packed here. With at most kGemvMaxRows batch rows the steps are matrix-vector
+//            products on the packed weights (gemv_packed): no state packing at all.
 template <class T, class HPrev, class Step>
 void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurrent_kernel,
-                 bool go_backwards, T* keep_all, bool separate, HPrev h_prev, Step step) {
+                 bool go_backwards, T* keep_all, bool separate, HPrev h_prev, Step step,
+                 const WeightPack<T>* pack = nullptr) {
   const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
   const Kernels<T>& ker = kernels<T>();
-  const Partition part = partition(B, T_, H, s.G, sizeof(T), 2.0 * B * GH * (H + I), ker.nr);
+  const bool few_rows = B <= kGemvMaxRows;
+  const Partition part = few_rows ? gemv_partition((T_ == 1 ? I + H : H) * GH * sizeof(T), H, ker.nr)
+                                  : partition(B, T_, H, s.G, sizeof(T), 2.0 * B * GH * (H + I), ker.nr);
   const int nt = part.threads;
   // Threads owning units need each gate block to start on a panel boundary; otherwise the gates
   // are packed side by side (no per-gate padding: matters for small H).
   const index_t groups = (nt > 1 && !part.by_batch) ? s.G : 1;
-  PackedB<T> kernel_p, recurrent_p;
-  packed_b_prepare(kernel_p, I, GH / groups, groups);
-  packed_b_prepare(recurrent_p, H, GH / groups, groups);
+  const std::shared_ptr<const PackedWeights<T>> prepacked = pack ? pack->get(groups) : nullptr;
+  PackedB<T> own_kernel, own_recurrent;
+  if (!prepacked) {
+    packed_b_prepare(own_kernel, I, GH / groups, groups);
+    packed_b_prepare(own_recurrent, H, GH / groups, groups);
+  }
+  const PackedB<T>& kernel_p = prepacked ? prepacked->kernel : own_kernel;
+  const PackedB<T>& recurrent_p = prepacked ? prepacked->recurrent : own_recurrent;
+  // matrix-vector steps: every thread reads all B (<= 4) rows of h_{t-1} directly
+  const bool gemv_steps = few_rows && !part.by_batch;
   const index_t chunk = keep_all ? T_ : std::max<index_t>(1, std::min<index_t>(T_, (512 + B - 1) / B));
   Buffer<T> scratch(keep_all ? 1 : chunk * B * GH);
   Buffer<T> rec(separate ? B * GH : 1);
   // h_{t-1} packed for the iteration GEMM, ping-pong: shared when threads own units, one pair
   // per thread (its rows) when they own batch rows.
-  std::vector<PackedA<T>> state_p(part.by_batch ? 2 * nt : 2);
+  std::vector<PackedA<T>> state_p(gemv_steps ? 0 : part.by_batch ? 2 * nt : 2);
   T* pre_all = keep_all ? keep_all : scratch.data();
   const MatView<const T> kernel_v = row_major(kernel, I, GH, GH);
   const MatView<const T> recurrent_v = row_major(recurrent_kernel, H, GH, GH);
 
   parallel(nt, [&](int tid, int n_threads) {
-    packed_b_fill(kernel_p, kernel_v, tid, n_threads);
-    packed_b_fill(recurrent_p, recurrent_v, tid, n_threads);
+    if (!prepacked) {
+      packed_b_fill(own_kernel, kernel_v, tid, n_threads);
+      packed_b_fill(own_recurrent, recurrent_v, tid, n_threads);
+    }
     const Slice sl = thread_slice(part, recurrent_p, B, H, tid, n_threads);
     const index_t nb = sl.rows();
-    PackedA<T>* sp = state_p.data() + (part.by_batch ? 2 * tid : 0);
-    if (part.by_batch || tid == 0)
+    PackedA<T>* sp = gemv_steps ? nullptr : state_p.data() + (part.by_batch ? 2 * tid : 0);
+    if (!gemv_steps && (part.by_batch || tid == 0))
       for (int i = 0; i < 2; ++i) {
         const index_t rows = part.by_batch ? nb : B;
         packed_a_prepare(sp[i], rows, H, recurrent_p.kc, best_tile_rows<T>(rows));
       }
-    barrier();
+    if (!prepacked || !gemv_steps) barrier();
     T* a_work = packed_a_workspace<T>();
     // each thread packs what it produced: its units of h_t (all rows), or all units of its rows
     auto pack_state = [&](index_t p) {
+      if (gemv_steps) return;
       const T* h = h_prev(p) + (part.by_batch ? sl.b0 * H : 0);
       packed_a_fill_columns(sp[p & 1], row_major<const T>(h, part.by_batch ? nb : B, H, H), sl.c0, sl.c1);
     };
     pack_state(0);
-    if (!part.by_batch) barrier();
+    if (!part.by_batch && !gemv_steps) barrier();
     for (index_t p0 = 0; p0 < T_ && nb > 0; p0 += chunk) {
       const index_t steps = std::min(chunk, T_ - p0);
       T* pre_chunk = keep_all ? pre_all + p0 * B * GH : pre_all;
       // 2. layer GEMM on this thread's slice: rows (t, b) for b in [b0, b1)
-      gemm_packed(sequence_rows(x + sl.b0 * T_ * I, nb, T_, I, p0, steps, go_backwards), kernel_p, sl.q0,
-                  sl.q1,
-                  MatView<T>{pre_chunk + sl.b0 * GH, Axis::blocked(steps * nb, nb, GH, B * GH), Axis::plain(GH, 1)},
-                  false, a_work);
+      const MatView<const T> x_rows = sequence_rows(x + sl.b0 * T_ * I, nb, T_, I, p0, steps, go_backwards);
+      const MatView<T> pre_rows{pre_chunk + sl.b0 * GH, Axis::blocked(steps * nb, nb, GH, B * GH),
+                                Axis::plain(GH, 1)};
+      if (gemv_fits(x_rows))
+        gemv_packed(x_rows, kernel_p, sl.q0, sl.q1, pre_rows, false);
+      else
+        gemm_packed(x_rows, kernel_p, sl.q0, sl.q1, pre_rows, false, a_work);
       for (index_t p = p0; p < p0 + steps; ++p) {
         T* pre = pre_chunk + (p - p0) * B * GH;
         T* target = separate ? rec.data() : pre;
-        // 3. iteration GEMM
-        gemm_prepacked(sp[p & 1], recurrent_p, sl.q0, sl.q1, row_major(target + sl.b0 * GH, nb, GH, GH),
-                       !separate);
+        // 3. iteration GEMM (matrix-vector products when few rows)
+        if (gemv_steps)
+          gemv_packed(row_major<const T>(h_prev(p), B, H, H), recurrent_p, sl.q0, sl.q1,
+                      row_major(target, B, GH, GH), !separate);
+        else
+          gemm_prepacked(sp[p & 1], recurrent_p, sl.q0, sl.q1, row_major(target + sl.b0 * GH, nb, GH, GH),
+                         !separate);
         // 4. post-GEMM, then pack this thread's part of h_t for the next step
         if (sl.c1 > sl.c0) step(p, pre, separate ? rec.data() : nullptr, sl);
         if (p + 1 < T_) pack_state(p + 1);
-        if (!part.by_batch) barrier();  // 5.
+        if (!part.by_batch && p + 1 < T_) barrier();  // 5. (the region's end joins after the last)
       }
     }
   });

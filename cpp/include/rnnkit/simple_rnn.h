@@ -9,6 +9,9 @@
 namespace rnnkit {
 
 template <class T>
+class WeightPack;
+
+template <class T>
 struct SimpleRnnForward {
   index_t batch = 0, steps = 0, input_size = 0, units = 0;  // B, T, I, H
   const T* x = nullptr;                 // (B, T, I)
@@ -23,6 +26,8 @@ struct SimpleRnnForward {
   T* outputs = nullptr;  // (B, T, H) processing order, zero rows at masked steps; or null
   T* h_last = nullptr;   // (B, H) state after the last valid step
   T* states = nullptr;   // (T+1, B, H) time-major processing order, states[0] = h0; or null (inference)
+  // inference: kernel and recurrent_kernel already packed (they must be the pack's sources), or null
+  const WeightPack<T>* pack = nullptr;
 };
 
 template <class T>
