@@ -178,6 +178,14 @@ class Activation:
     def __hash__(self):
         return hash((self.name, id(self._forward)))
 
+    def __reduce__(self):
+        # A built-in activation pickles (and deep-copies) as its name and comes back as the same
+        # shared instance, which ``serialize`` (a layer's get_config) insists on. A wrapped callable
+        # pickles with its function (by reference: a module-level function pickles, a lambda not).
+        if _INSTANCES.get(self.name) is self:
+            return (get, (self.name,))
+        return (Activation, (self.name, self._forward, self._backward))
+
     def __repr__(self):
         kind = "" if self.has_backward else " (callable, forward only)"
         return f"<Activation {self.name}{kind}>"

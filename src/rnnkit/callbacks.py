@@ -4,6 +4,12 @@
 ``on_batch_begin``/``on_batch_end``, ``on_epoch_end`` (whose ``logs`` hold the epoch's mean loss,
 metrics and ``val_*`` values), and finally ``on_train_end``. A callback may stop training by setting
 ``self.model.stop_training = True``; training then ends after the current epoch.
+
+Callbacks pickle and ``copy.deepcopy`` without their model: ``model`` is None in the copy (``fit``
+sets it again when the callback is used). So a pickled ``History`` holds its ``history`` dict and
+``epoch`` list but not the model it was recorded for — except the one a model keeps in
+``model.history``: pickling the model pickles that History along, and it points to the unpickled
+model again.
 """
 
 from __future__ import annotations
@@ -19,6 +25,12 @@ class Callback:
 
     def set_model(self, model) -> None:
         self.model = model
+
+    def __getstate__(self):
+        """Everything but ``model`` (a callback pickled alone does not drag its model along)."""
+        state = dict(self.__dict__)
+        state["model"] = None
+        return state
 
     def on_train_begin(self, logs=None):
         pass

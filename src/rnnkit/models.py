@@ -23,6 +23,13 @@ Dense layer's logits and passes ``d loss / d logits = (softmax(z) − onehot) / 
 exact, cheaper than going through the softmax Jacobian, and stays finite when a probability rounds to
 0 (the probability form clips at 1e-7). Keras's TensorFlow backend does the same.
 
+``fit``, ``evaluate`` and ``predict`` end (also by an exception or early stopping) with
+``layer.clear_training_cache()`` on every layer: a trained model holds its weights and optimizer
+slots, not the activations of its last batch. Models pickle and ``copy.deepcopy`` (compiled and
+trained too): the optimizer's slots stay attached to the copied weights, so training continues
+exactly as it would have without the round trip; ``model.history`` comes along and points to the
+copy.
+
 ``save(path)`` writes one portable ``.npz`` file (no pickle): the weight arrays plus a JSON string
 with the layer classes and configs, the input shape and the compile configuration (not the optimizer
 state); ``load_model(path)`` rebuilds the model from it.
@@ -378,6 +385,19 @@ class Sequential:
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self._layers)
 
+    # -- caches, pickling ----------------------------------------------------------------------------
+    def clear_training_cache(self) -> None:
+        """``clear_training_cache()`` on every layer (fit / evaluate / predict do it when they end)."""
+        for layer in self._layers:
+            layer.clear_training_cache()
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        # a History pickles without its model (callbacks.py): point the model's own one back to it
+        history = self.__dict__.get("history")
+        if history is not None and getattr(history, "model", None) is None:
+            history.model = self
+
     # -- forward / backward --------------------------------------------------------------------------
     def _forward(self, x, mask, training):
         """Run every layer; returns (output, mask after the last layer)."""
@@ -592,10 +612,19 @@ class Sequential:
         callback_list = [history, *callback_list]
 
         self._ensure_built(data.x)
+        self.stop_training = False
+        try:
+            self._fit_loop(data, val, callback_list, epochs, batch_size, shuffle, verbose, seed)
+        finally:
+            self.clear_training_cache()
+        self.history = history
+        return history
+
+    def _fit_loop(self, data, val, callback_list, epochs, batch_size, shuffle, verbose, seed):
+        """The epochs of ``fit``, from ``on_train_begin`` to ``on_train_end``."""
         rng = np.random.default_rng(seed)
         n = len(data)
         steps = math.ceil(n / batch_size)
-        self.stop_training = False
         for cb in callback_list:
             cb.set_model(self)
             cb.on_train_begin({})
@@ -629,8 +658,6 @@ class Sequential:
                 break
         for cb in callback_list:
             cb.on_train_end({})
-        self.history = history
-        return history
 
     def evaluate(self, x, y, batch_size=32, verbose=1, sample_weight=None, lengths=None, mask=None):
         """Loss (and metrics) on (x, y), computed in batches with ``training=False``.
@@ -644,7 +671,10 @@ class Sequential:
         data = _prepare_data(x, y, sample_weight, lengths, mask)
         self._ensure_built(data.x)
         progbar = _Progbar(math.ceil(len(data) / batch_size), verbose) if verbose else None
-        logs = self._run_test(data, batch_size, progbar)
+        try:
+            logs = self._run_test(data, batch_size, progbar)
+        finally:
+            self.clear_training_cache()
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
@@ -657,9 +687,12 @@ class Sequential:
         steps = math.ceil(len(data) / batch_size)
         progbar = _Progbar(steps, verbose)
         outputs = []
-        for step, batch in enumerate(data.batches(batch_size), 1):
-            outputs.append(self._forward(batch.x, batch.mask, training=False)[0])
-            progbar.update(step, {}, final=step == steps)
+        try:
+            for step, batch in enumerate(data.batches(batch_size), 1):
+                outputs.append(self._forward(batch.x, batch.mask, training=False)[0])
+                progbar.update(step, {}, final=step == steps)
+        finally:
+            self.clear_training_cache()   # Dense.logits and produced masks of the last batch
         return np.concatenate(outputs, axis=0)
 
     # -- summary ---------------------------------------------------------------------------------------

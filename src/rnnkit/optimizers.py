@@ -7,6 +7,13 @@ variable, have its shape and dtype, and are keyed by the array's identity (the o
 reference to every variable it has seen, so identities stay unique): ``Layer.set_weights`` copies
 into the live arrays, so the slots stay attached to the right weights.
 
+Optimizers pickle and ``copy.deepcopy``: the slots are stored in the order of ``variables`` and
+re-keyed to the unpickled arrays. Pickled or copied together with its model (a compiled
+``Sequential``), an optimizer's variables are the model's unpickled weight arrays, so training
+continues exactly as without the round trip; pickled alone, it holds slots for copies of the arrays
+(``variables``), not for the original model's weights. The per-variable gradient and work buffers
+are scratch space: they are not pickled but allocated again.
+
 Per step, for every variable (``g`` its gradient, cast to the variable's dtype, t = iterations + 1)::
 
     clipping (at most one of)  clipnorm:        g *= clipnorm / max(||g||, clipnorm)    (per variable)
@@ -72,10 +79,10 @@ class _Slots:
 
     __slots__ = ("g", "w", "named")
 
-    def __init__(self, var: np.ndarray, names):
+    def __init__(self, var: np.ndarray, names, named=None):
         self.g = np.empty_like(var)
         self.w = np.empty_like(var)
-        self.named = {n: np.zeros_like(var) for n in names}
+        self.named = {n: np.zeros_like(var) for n in names} if named is None else named
 
 
 class Optimizer:
@@ -102,6 +109,26 @@ class Optimizer:
         self.iterations = 0
         self._slots: dict[int, _Slots] = {}
         self._variables: list[np.ndarray] = []  # keeps ids unique while slots exist
+
+    # -- pickling and copies ------------------------------------------------------------------------
+    def __getstate__(self):
+        """The slots keyed by identity cannot survive a round trip (the arrays get new ids): store
+        the named slots as a list in the order of ``_variables`` instead, without the scratch
+        buffers."""
+        state = dict(self.__dict__)
+        state["_slots"] = [self._slots[id(var)].named for var in self._variables]
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        named_slots = state.pop("_slots")
+        self.__dict__.update(state)
+        self._variables = list(self._variables)   # a shallow copy must not share the list
+        if len(named_slots) != len(self._variables):
+            raise ValueError(f"optimizer state holds {len(named_slots)} slot sets for "
+                             f"{len(self._variables)} variables")
+        self._slots = {id(var): _Slots(var, (), named)
+                       for var, named in zip(self._variables, named_slots)}
 
     # -- hyper-parameters --------------------------------------------------------------------------
     @property

@@ -11,6 +11,12 @@ arrays. The contract every layer keeps:
   ``get_weights()`` returns copies, ``set_weights()`` checks shapes and copies in.
 - ``compute_mask(mask)`` says which mask (if any) the next layer receives.
 - ``get_config()`` returns the constructor arguments (JSON-serialisable) for ``save``/``load_model``.
+- ``clear_training_cache()`` forgets what the last call kept (``Sequential.fit`` / ``evaluate`` /
+  ``predict`` call it on every layer when they finish), so a trained layer holds only its weights.
+- Layers pickle and ``copy.deepcopy``: configuration, weights and the state a call depends on
+  (stateful states, a Dropout's random stream) go along; the training cache and attributes derived
+  from the weights (rebuilt lazily) do not. A layer unpickled from a training call needs another
+  training call before ``backward``.
 """
 
 from __future__ import annotations
@@ -123,6 +129,17 @@ class Layer:
 
     #: names of the weights, in ``get_weights()`` order (e.g. ["kernel", "recurrent_kernel", "bias"])
     weight_names: tuple = ()
+    #: attributes holding what the last call kept: for ``backward`` after a training call (the ops
+    #: cache, shapes, masks), or for the model right after any call (``Dense.logits``, the mask an
+    #: Embedding / Masking layer produced). ``clear_training_cache()`` sets them to None; pickles and
+    #: deep copies leave them out (None after unpickling). Each layer class lists its own.
+    _training_cache_attrs: tuple = ()
+    #: attributes derived from the weights and rebuilt lazily when None (e.g. packed weights):
+    #: pickles and deep copies leave them out and the copy starts with None.
+    _derived_attrs: tuple = ()
+    #: results of the last ``backward`` (gradients with respect to weights and initial states):
+    #: kept in pickles, set to None by ``clear_training_cache()``
+    _gradient_attrs: tuple = ("grads",)
 
     def __init__(self, dtype="float32", name=None):
         dt = np.dtype(dtype)
@@ -162,6 +179,26 @@ class Layer:
 
     def count_params(self) -> int:
         return int(sum(w.size for w in self._weights))
+
+    # -- training cache, pickling and copies ---------------------------------------------------
+    def clear_training_cache(self) -> None:
+        """Forget what the last call kept (``_training_cache_attrs``) and the gradients of the last
+        ``backward``, so the layer holds only its weights and configuration. ``backward`` then
+        raises ValueError until the next call with ``training=True``."""
+        for name in self._training_cache_attrs + self._gradient_attrs:
+            setattr(self, name, None)
+
+    def __getstate__(self):
+        """The state pickled and deep-copied: everything but the training cache and the attributes
+        derived from the weights. Arrays shared between attributes (``weights`` and the arrays an
+        optimizer holds slots for) stay shared within one pickle or ``deepcopy``."""
+        dropped = set(self._training_cache_attrs) | set(self._derived_attrs)
+        return {k: v for k, v in self.__dict__.items() if k not in dropped}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for name in self._training_cache_attrs + self._derived_attrs:
+            setattr(self, name, None)
 
     # -- graph helpers -------------------------------------------------------------------------
     def build(self, input_shape) -> None:  # pragma: no cover - overridden

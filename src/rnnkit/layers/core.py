@@ -52,6 +52,7 @@ class Dense(Layer):
     """
 
     weight_names = ("kernel", "bias")
+    _training_cache_attrs = ("_cache", "_act_output", "logits", "_input_shape", "_output_shape")
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", dtype="float32", seed=None, name=None):
@@ -166,6 +167,7 @@ class Embedding(Layer):
     """
 
     weight_names = ("embeddings",)
+    _training_cache_attrs = ("_indices", "_mask")
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="random_uniform", mask_zero=False,
                  dtype="float32", seed=None, name=None):
@@ -245,6 +247,8 @@ class Embedding(Layer):
 class Flatten(Layer):
     """(B, d1, d2, ...) -> (B, d1·d2·...). No weights; the time axis is gone, so is the mask."""
 
+    _training_cache_attrs = ("_input_shape",)
+
     def __init__(self, dtype="float32", name=None):
         super().__init__(dtype=dtype, name=name)
         self.built = True
@@ -289,6 +293,8 @@ class Dropout(Layer):
     The random stream is ``np.random.default_rng(seed)``, advanced on every training call, so a seeded
     model trains reproducibly. The mask passes through unchanged.
     """
+
+    _training_cache_attrs = ("_scale", "_shape")
 
     def __init__(self, rate, seed=None, dtype="float32", name=None):
         super().__init__(dtype=dtype, name=name)
@@ -341,6 +347,8 @@ class Masking(Layer):
     masked. The output is x with masked steps set to zero (Keras), and ``compute_mask`` gives the
     (B, T) mask ``any(x != mask_value, axis=-1)`` of the last call for the following layers.
     """
+
+    _training_cache_attrs = ("_mask", "_keep", "_shape")
 
     def __init__(self, mask_value=0.0, dtype="float32", name=None):
         super().__init__(dtype=dtype, name=name)

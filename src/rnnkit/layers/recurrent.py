@@ -60,6 +60,9 @@ class RNN(Layer):
     #: names of the states, in the order of ``initial_state`` and of the returned states
     state_names = ("h",)
     weight_names = ("kernel", "recurrent_kernel", "bias")
+    _training_cache_attrs = ("_cache", "_output_shape")
+    _derived_attrs = ("_pack",)
+    _gradient_attrs = ("grads", "d_initial_state")
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,

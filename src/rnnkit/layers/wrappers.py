@@ -46,6 +46,10 @@ class Bidirectional(Layer):
     (Keras order); ``grads`` in the same order; ``d_initial_state`` forward states then backward.
     """
 
+    # _trained is None (falsy) after clear_training_cache() or unpickling, like False before any call
+    _training_cache_attrs = ("_trained", "_outputs", "_output_shape")
+    _gradient_attrs = ("grads", "d_initial_state")
+
     def __init__(self, layer, merge_mode="concat", backward_layer=None, name=None):
         if not isinstance(layer, RNN):
             raise TypeError(f"layer must be a SimpleRNN, LSTM or GRU layer, got {type(layer).__name__}")
@@ -105,6 +109,12 @@ class Bidirectional(Layer):
     @property
     def units(self):
         return self.forward_layer.units
+
+    def clear_training_cache(self) -> None:
+        """Forget the last call's cache and gradients, here and in both directions' layers."""
+        super().clear_training_cache()
+        self.forward_layer.clear_training_cache()
+        self.backward_layer.clear_training_cache()
 
     # -- forward ---------------------------------------------------------------------------------
     def __call__(self, x, initial_state=None, mask=None, lengths=None, training=False):
