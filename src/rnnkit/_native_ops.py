@@ -17,6 +17,8 @@ from . import reference as _reference
 from .reference.activations import get_activation
 
 _this = sys.modules[__name__]
+#: the forwards take ``pack=`` (an rnnkit.ops.WeightPack): packed layouts reused between calls
+USES_WEIGHT_PACKS = True
 
 
 class NativeCache(SimpleNamespace):
@@ -28,10 +30,10 @@ class NativeCache(SimpleNamespace):
 
 # -- SimpleRNN --------------------------------------------------------------------------------------
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
-                       mask=None, go_backwards=False, training=True, return_sequences=True):
+                       mask=None, go_backwards=False, training=True, return_sequences=True, pack=None):
     outputs, h_last, states = _native.simple_rnn_forward(
         x, kernel, recurrent_kernel, bias, h0, activation, mask, go_backwards, training,
-        return_sequences)
+        return_sequences, None if pack is None else pack.native())
     if not training:
         return outputs, h_last, None
     cache = NativeCache(cell="simple_rnn", x=x, kernel=kernel, recurrent_kernel=recurrent_kernel,
@@ -50,10 +52,10 @@ def simple_rnn_backward(d_outputs, d_h_last, cache):
 # -- LSTM -------------------------------------------------------------------------------------------
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activation="tanh",
                  recurrent_activation="sigmoid", mask=None, go_backwards=False, training=True,
-                 return_sequences=True):
+                 return_sequences=True, pack=None):
     outputs, h_last, c_last, saved = _native.lstm_forward(
         x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, mask,
-        go_backwards, training, return_sequences)
+        go_backwards, training, return_sequences, None if pack is None else pack.native())
     if not training:
         return outputs, h_last, c_last, None
     cache = NativeCache(cell="lstm", x=x, kernel=kernel, recurrent_kernel=recurrent_kernel,
@@ -73,10 +75,10 @@ def lstm_backward(d_outputs, d_h_last, d_c_last, cache):
 # -- GRU --------------------------------------------------------------------------------------------
 def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
                 recurrent_activation="sigmoid", reset_after=True, mask=None, go_backwards=False,
-                training=True, return_sequences=True):
+                training=True, return_sequences=True, pack=None):
     outputs, h_last, saved = _native.gru_forward(
         x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, reset_after, mask,
-        go_backwards, training, return_sequences)
+        go_backwards, training, return_sequences, None if pack is None else pack.native())
     if not training:
         return outputs, h_last, None
     cache = NativeCache(cell="gru", x=x, kernel=kernel, recurrent_kernel=recurrent_kernel,

@@ -695,6 +695,13 @@ class Sequential:
             self.clear_training_cache()   # Dense.logits and produced masks of the last batch
         return np.concatenate(outputs, axis=0)
 
+    def stream(self, batch_size=1):
+        """A :class:`rnnkit.streaming.Stream`: ``stream.step(x_t)`` pushes one time step through every
+        layer (recurrent layers carry their states between calls) and returns the model's output for
+        it; ``reset()`` zeroes the states. Only for causal models (ValueError naming the layer)."""
+        from .streaming import Stream
+        return Stream(self, batch_size)
+
     # -- summary ---------------------------------------------------------------------------------------
     def summary(self, print_fn=None) -> None:
         """Print a Keras-style table: Layer (type), Output Shape, Param #, and the totals.

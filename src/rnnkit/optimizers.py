@@ -44,6 +44,8 @@ import numbers
 
 import numpy as np
 
+from . import _weights as weight_locks
+
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "serialize", "deserialize"]
 
 
@@ -123,7 +125,9 @@ class Optimizer:
         state = dict(state)
         named_slots = state.pop("_slots")
         self.__dict__.update(state)
-        self._variables = list(self._variables)   # a shallow copy must not share the list
+        # a shallow copy must not share the list; unpickled layer weights may have been replaced by
+        # owned copies (rnnkit._weights.owned): follow them, as the layers do
+        self._variables = [weight_locks.owned(v) for v in self._variables]
         if len(named_slots) != len(self._variables):
             raise ValueError(f"optimizer state holds {len(named_slots)} slot sets for "
                              f"{len(self._variables)} variables")
@@ -171,7 +175,7 @@ class Optimizer:
                 raise TypeError(f"variables[{i}] must be a float32 or float64 numpy array, got "
                                 f"{type(var).__name__}"
                                 f"{' of dtype ' + str(var.dtype) if isinstance(var, np.ndarray) else ''}")
-            if not var.flags.writeable:
+            if not var.flags.writeable and not weight_locks.is_locked(var):
                 raise ValueError(f"variables[{i}] must be writeable: it is updated in place")
             s = _Slots(var, self._slot_names)
             self._slots[id(var)] = s
@@ -220,9 +224,10 @@ class Optimizer:
             return self.iterations
         # 2. clip
         self._clip([s.g for _, s in work])
-        # 3. update
-        for var, s in work:
-            self._update_step(var, s.g, s.w, s.named)
+        # 3. update (layer weights are read-only outside rnnkit's own writes: see rnnkit._weights)
+        with weight_locks.unlocked([var for var, _ in work]):
+            for var, s in work:
+                self._update_step(var, s.g, s.w, s.named)
         self.iterations += 1
         return self.iterations
 

@@ -7,8 +7,10 @@ arrays. The contract every layer keeps:
   what ``backward`` needs.
 - ``layer.backward(d_output)`` returns the gradient with respect to the input of the last training
   call and *overwrites* ``layer.grads`` (same order and shapes as ``get_weights()``).
-- ``layer.weights`` is the list of live parameter arrays (optimizers update them in place);
-  ``get_weights()`` returns copies, ``set_weights()`` checks shapes and copies in.
+- ``layer.weights`` lists the live parameter arrays. They are read-only (rnnkit._weights): the
+  routes that change them are ``set_weights()`` (checks shapes and copies in), an optimizer step
+  (updates them in place) and, on recurrent layers, assigning ``layer.kernel`` etc. — so a packed
+  copy of the weights can never go stale. ``get_weights()`` returns writeable copies.
 - ``compute_mask(mask)`` says which mask (if any) the next layer receives.
 - ``get_config()`` returns the constructor arguments (JSON-serialisable) for ``save``/``load_model``.
 - ``clear_training_cache()`` forgets what the last call kept (``Sequential.fit`` / ``evaluate`` /
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _weights as weight_locks
 from .._validation import as_array, check_positive_int, format_shape
 
 _LAYER_REGISTRY: dict[str, type] = {}
@@ -155,6 +158,12 @@ class Layer:
     # -- weights -----------------------------------------------------------------------------
     @property
     def weights(self) -> list[np.ndarray]:
+        """The live weight arrays (read-only; a new list each time, in ``get_weights()`` order)."""
+        return list(self._weights)
+
+    def _own_weights(self, arrays) -> list:
+        """Make ``arrays`` (new, owning their data) this layer's weights: locked read-only."""
+        self._weights = [weight_locks.lock(a) for a in arrays]
         return self._weights
 
     def get_weights(self) -> list[np.ndarray]:
@@ -175,7 +184,9 @@ class Layer:
                 raise ValueError(
                     f"weights[{i}] ({label}) of layer {self.name!r} must have shape {cur.shape}, "
                     f"got {new.shape}")
-            cur[...] = new.astype(self.dtype, copy=False)
+        with weight_locks.unlocked(self._weights):
+            for cur, new in zip(self._weights, weights):
+                cur[...] = np.asarray(new).astype(self.dtype, copy=False)
 
     def count_params(self) -> int:
         return int(sum(w.size for w in self._weights))
@@ -199,6 +210,11 @@ class Layer:
         self.__dict__.update(state)
         for name in self._training_cache_attrs + self._derived_attrs:
             setattr(self, name, None)
+        # Unpickled dtypes are equal to, but not, NumPy's canonical dtype objects, which the kernels'
+        # fast paths test by identity (else every call would copy the weights); see _weights.owned.
+        self.dtype = np.dtype(self.dtype.name)
+        # the copies come back writeable (or over immutable buffers): own and lock them
+        self._weights = [weight_locks.lock(weight_locks.owned(w)) for w in self._weights]
 
     # -- graph helpers -------------------------------------------------------------------------
     def build(self, input_shape) -> None:  # pragma: no cover - overridden

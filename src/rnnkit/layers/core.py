@@ -89,6 +89,7 @@ class Dense(Layer):
         if self.use_bias:
             self._weights.append(initialized_weight(self.bias_initializer, (self.units,), self.dtype, rng,
                                                     "bias_initializer"))
+        self._own_weights(self._weights)
         self.input_dim = input_dim
         self.built = True
 
@@ -187,6 +188,7 @@ class Embedding(Layer):
         rng = np.random.default_rng(self.seed)
         self._weights = [initialized_weight(self.embeddings_initializer, (self.input_dim, self.output_dim),
                                             self.dtype, rng, "embeddings_initializer")]
+        self._own_weights(self._weights)
         self.built = True
 
     def _indices_of(self, x):

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _weights as weight_locks
 from .. import initializers, ops
+from ..ops.pack import WeightPack
 from .._validation import (ACTIVATIONS, RECURRENT_ACTIVATIONS, as_array, check_activation,
                            check_bool, check_positive_int, format_shape)
 from .base import (Layer, build_input_dim, check_d_output, check_seed, checked_weight,
@@ -62,6 +64,8 @@ class RNN(Layer):
     weight_names = ("kernel", "recurrent_kernel", "bias")
     _training_cache_attrs = ("_cache", "_output_shape")
     _derived_attrs = ("_pack",)
+    #: inference calls reuse packed weights (GRU reset_after=False runs its own loop: no use)
+    _uses_pack = True
     _gradient_attrs = ("grads", "d_initial_state")
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
@@ -98,6 +102,9 @@ class RNN(Layer):
         self._weight_args = ()   # (kernel, recurrent_kernel, bias | None): the live weight arrays
         self._cache = None       # ops cache of the last training call
         self._output_shape = None
+        self._pack = None        # (stamps of kernel and recurrent_kernel, ops.WeightPack) for inference
+        # one step (``step``): the same call on a (B, 1, I) view, returning only the final states
+        self._step_kwargs = dict(self._forward_kwargs, return_sequences=False, training=False)
 
     # -- weights ---------------------------------------------------------------------------------
     def _bias_shape(self):
@@ -126,10 +133,52 @@ class RNN(Layer):
         if self.use_bias:
             arrays.append(checked_weight(self._init_bias(rng), self._bias_shape(), self.dtype,
                                          "bias_initializer"))
-        self._weights = arrays
+        self._own_weights(arrays)
         self._weight_args = tuple(arrays) if self.use_bias else (*arrays, None)
         self.input_dim = input_dim
         self.built = True
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if self.built:  # the bound weight arguments must be the (possibly replaced) weight arrays
+            self._weight_args = tuple(self._weights) if self.use_bias else (*self._weights, None)
+
+    # -- weights by name (assigning copies into the live array, like set_weights) -----------------
+    def _weight(self, name):
+        if not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet: call it on data or build() first")
+        return self._weights[self.weight_names.index(name)]
+
+    def _assign(self, name, value):
+        if name not in self.weight_names:
+            raise ValueError(f"layer {self.name!r} has no {name} (use_bias=False)")
+        i = self.weight_names.index(name)
+        weights = self.get_weights()
+        weights[i] = value
+        self.set_weights(weights)
+
+    kernel = property(lambda self: self._weight("kernel"), lambda self, v: self._assign("kernel", v),
+                      doc="(I, G·H) input weights (read-only view of the live array; assigning copies in)")
+    recurrent_kernel = property(lambda self: self._weight("recurrent_kernel"),
+                                lambda self, v: self._assign("recurrent_kernel", v),
+                                doc="(H, G·H) recurrent weights (read-only; assigning copies in)")
+    bias = property(lambda self: self._weight("bias") if self.use_bias else None,
+                    lambda self, v: self._assign("bias", v),
+                    doc="the bias, or None with use_bias=False (read-only; assigning copies in)")
+
+    def _weight_pack(self):
+        """The ops.WeightPack of kernel and recurrent_kernel for inference calls: made once and
+        remade after any write by rnnkit into either array (their stamps change; rnnkit._weights)."""
+        kernel, recurrent_kernel = self._weight_args[0], self._weight_args[1]
+        stamps = weight_locks.stamps((kernel, recurrent_kernel))
+        cached = self._pack
+        if cached is not None and cached[0] == stamps:
+            return cached[1]
+        if None in stamps:  # not locked (cannot happen through the public API): no pack
+            return None
+        pack = WeightPack._of_locked(self.cell, kernel, recurrent_kernel)
+        self._pack = (stamps, pack)
+        return pack
 
     # -- states ----------------------------------------------------------------------------------
     def _as_states(self, states, argument, batch=None):
@@ -178,8 +227,9 @@ class RNN(Layer):
             states = self._stateful_states(x)
         else:
             states = self._zero_states
+        pack = None if training or not self._uses_pack else self._weight_pack()
         res = self._forward(x, *self._weight_args, *states, mask=mask, lengths=lengths,
-                            training=training, **self._forward_kwargs)
+                            training=training, pack=pack, **self._forward_kwargs)
         # res = (outputs | None, *final_states, cache | None)
         output = res[0] if self.return_sequences else res[1]
         if training:
@@ -200,6 +250,33 @@ class RNN(Layer):
                              f"size of its states), got x with batch size {got}; call reset_states() "
                              f"to change it")
         return self.states
+
+    def step(self, x_t, states=None, mask=None):
+        """One time step (streaming inference): ``(y_t, states) = layer.step(x_t, states)``.
+
+        ``x_t`` (B, I); ``states`` None (zeros) or a list of (B, H) arrays (LSTM: [h, c]; one array
+        is accepted for SimpleRNN and GRU). Returns ``y_t`` (B, H) — the new h, which is also
+        ``states[0]`` when there is no mask — and the new states, to pass to the next call. ``mask``
+        (B,) bool, optional: rows where it is False keep their states and output zeros. The same math as one step of
+        ``__call__`` (in inference mode); the weights stay packed between calls.
+        """
+        x_t = as_array(x_t, "x_t")
+        if x_t.ndim != 2:
+            raise ValueError(f"x_t must have shape (batch, features), got {format_shape(x_t.shape)}")
+        if not self.built:
+            self.build(x_t.shape[1])
+        states = self._zero_states if states is None else self._as_states(states, "states", x_t.shape[0])
+        if mask is not None:
+            mask = as_array(mask, "mask")
+            if mask.shape != (x_t.shape[0],):
+                raise ValueError(f"mask must have shape ({x_t.shape[0]},) (one flag per batch row), "
+                                 f"got {format_shape(mask.shape)}")
+            mask = mask[:, None]
+        res = self._forward(x_t[:, None, :], *self._weight_args, *states, mask=mask,
+                            pack=self._weight_pack() if self._uses_pack else None, **self._step_kwargs)
+        new_states = list(res[1:-1])
+        y = new_states[0] if mask is None else np.where(mask, new_states[0], 0).astype(self.dtype)
+        return y, new_states
 
     # -- backward --------------------------------------------------------------------------------
     def backward(self, d_output, d_state=None):
@@ -372,6 +449,7 @@ class GRU(RNN):
                                       "reset_after": reset_after})
         self.recurrent_activation = recurrent_activation
         self.reset_after = reset_after
+        self._uses_pack = reset_after  # reset_after=False runs its own loop, which packs per call
 
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)

@@ -15,6 +15,7 @@ from .recurrent import (
 )
 
 from .dense import dense_backward, dense_forward
+from .pack import WeightPack, pack_weights
 
 __all__ = [
     "simple_rnn_forward",
@@ -25,4 +26,6 @@ __all__ = [
     "gru_backward",
     "dense_forward",
     "dense_backward",
+    "WeightPack",
+    "pack_weights",
 ]

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _backend
+from .pack import check_pack
 from .._validation import (
     ACTIVATIONS,
     RECURRENT_ACTIVATIONS,
@@ -157,7 +158,7 @@ _FLOAT_DTYPES = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
 
 def _prepare_canonical(gates, x, kernel, recurrent_kernel, bias, states, mask, lengths, reset_after):
     """The common case, recognised cheaply: C-contiguous native-order float arrays of one dtype with
-    consistent shapes, no mask, no initial states. Returns what :func:`_prepare` would, or None to
+    consistent shapes, no mask, initial states absent or canonical. Returns what :func:`_prepare` would, or None to
     take the general path (which validates and converts everything else). At seed-tiny size this
     saves about a microsecond per call."""
     if not (mask is None and lengths is None and type(kernel) is np.ndarray and type(x) is np.ndarray
@@ -178,15 +179,26 @@ def _prepare_canonical(gates, x, kernel, recurrent_kernel, bias, states, mask, l
         if not (type(bias) is np.ndarray and bias.dtype is dtype and bias.shape == expected
                 and bias.flags.c_contiguous):
             return None
-    for _, value in states:
-        if value is not None:
+    batch = xshape[0]
+    values = []
+    for _, value in states:  # initial states: None, or (B, H) C-contiguous arrays of the dtype
+        if value is not None and not (type(value) is np.ndarray and value.dtype is dtype
+                                      and value.shape == (batch, units) and value.flags.c_contiguous):
             return None
+        values.append(value)
     if not (kernel.flags.c_contiguous and x.flags.c_contiguous and recurrent_kernel.flags.c_contiguous):
         return None
-    return dtype, x, kernel, recurrent_kernel, bias, [None] * len(states), None, units
+    return dtype, x, kernel, recurrent_kernel, bias, values, None, units
 
 
 _BOOLS = (True, False)
+
+
+def _pack_kwargs(impl, pack, cell, kernel, recurrent_kernel):
+    """``pack=`` for implementations that use packs (the native one); the reference ignores them."""
+    if pack is None or not getattr(impl, "USES_WEIGHT_PACKS", False):
+        return {}
+    return {"pack": pack}
 
 
 def _flags(go_backwards, training, return_sequences):
@@ -321,6 +333,7 @@ def simple_rnn_forward(
     training=True,
     lengths=None,
     return_sequences=True,
+    pack=None,
 ):
     """SimpleRNN over a sequence: ``h_t = act(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)``.
 
@@ -337,6 +350,9 @@ def simple_rnn_forward(
         training: keep a cache for :func:`simple_rnn_backward` (else cache is None).
         lengths: (B,) integers in [0, T], shorthand for ``mask = arange(T) < lengths[:, None]``.
         return_sequences: return all outputs (B, T, H); if False, outputs is None.
+        pack: None, or a :class:`rnnkit.ops.WeightPack` made from ``kernel`` and ``recurrent_kernel``
+            (pass ``pack.kernel`` and ``pack.recurrent_kernel``): the native backend reuses its packed
+            layouts instead of packing the weights on every call (inference at small batches).
 
     Returns:
         ``(outputs, h_last, cache)``: outputs (B, T, H) or None, h_last (B, H) the state after the last
@@ -346,6 +362,8 @@ def simple_rnn_forward(
     go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
     prepared = _prepare(1, x, kernel, recurrent_kernel, bias, (("h0", h0),), mask, lengths)
     _, x, kernel, recurrent_kernel, bias, (h0,), mask, units = prepared
+    if pack is not None:
+        check_pack(pack, "simple_rnn", kernel, recurrent_kernel)
     if x.size == 0:
         outputs, (h_last,), cache = _empty_forward("simple_rnn", prepared, training, return_sequences)
         return outputs, h_last, cache
@@ -353,6 +371,7 @@ def simple_rnn_forward(
     outputs, h_last, inner = impl.simple_rnn_forward(
         x, kernel, recurrent_kernel, bias, h0, activation=activation, mask=mask,
         go_backwards=go_backwards, training=training, return_sequences=return_sequences,
+        **_pack_kwargs(impl, pack, "simple_rnn", kernel, recurrent_kernel),
     )  # fmt: skip
     cache = _make_cache("simple_rnn", impl, inner, x, units, return_sequences)
     return outputs, h_last, cache
@@ -397,6 +416,7 @@ def lstm_forward(
     training=True,
     lengths=None,
     return_sequences=True,
+    pack=None,
 ):
     """LSTM over a sequence (Keras layout, gate blocks i, f, c, o; see SEMANTICS.md).
 
@@ -406,7 +426,7 @@ def lstm_forward(
         h0, c0: (B, H) initial hidden and cell states or None (zeros).
         activation: "tanh" | "relu" | "sigmoid" | "linear" (cell input and output).
         recurrent_activation: "sigmoid" | "hard_sigmoid" | "tanh" | "relu" | "linear" (gates).
-        mask, go_backwards, training, lengths, return_sequences: as in :func:`simple_rnn_forward`.
+        mask, go_backwards, training, lengths, return_sequences, pack: as in :func:`simple_rnn_forward`.
 
     Returns:
         ``(outputs, h_last, c_last, cache)``: outputs (B, T, H) or None; h_last, c_last (B, H).
@@ -417,6 +437,8 @@ def lstm_forward(
     go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
     prepared = _prepare(4, x, kernel, recurrent_kernel, bias, (("h0", h0), ("c0", c0)), mask, lengths)
     _, x, kernel, recurrent_kernel, bias, (h0, c0), mask, units = prepared
+    if pack is not None:
+        check_pack(pack, "lstm", kernel, recurrent_kernel)
     if x.size == 0:
         outputs, (h_last, c_last), cache = _empty_forward("lstm", prepared, training, return_sequences)
         return outputs, h_last, c_last, cache
@@ -425,6 +447,7 @@ def lstm_forward(
         x, kernel, recurrent_kernel, bias, h0, c0, activation=activation,
         recurrent_activation=recurrent_activation, mask=mask, go_backwards=go_backwards,
         training=training, return_sequences=return_sequences,
+        **_pack_kwargs(impl, pack, "lstm", kernel, recurrent_kernel),
     )  # fmt: skip
     cache = _make_cache("lstm", impl, inner, x, units, return_sequences)
     return outputs, h_last, c_last, cache
@@ -467,6 +490,7 @@ def gru_forward(
     training=True,
     lengths=None,
     return_sequences=True,
+    pack=None,
 ):
     """GRU over a sequence (Keras layout, gate blocks z, r, h; see SEMANTICS.md).
 
@@ -478,7 +502,7 @@ def gru_forward(
         h0: (B, H) initial state or None (zeros).
         activation, recurrent_activation: as in :func:`lstm_forward`.
         reset_after: apply the reset gate after the recurrent matmul (Keras 3 / cuDNN / PyTorch).
-        mask, go_backwards, training, lengths, return_sequences: as in :func:`simple_rnn_forward`.
+        mask, go_backwards, training, lengths, return_sequences, pack: as in :func:`simple_rnn_forward`.
 
     Returns:
         ``(outputs, h_last, cache)`` as :func:`simple_rnn_forward`, including the T = 0 and B = 0 rules.
@@ -489,6 +513,8 @@ def gru_forward(
     go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
     prepared = _prepare(3, x, kernel, recurrent_kernel, bias, (("h0", h0),), mask, lengths, reset_after)
     _, x, kernel, recurrent_kernel, bias, (h0,), mask, units = prepared
+    if pack is not None:
+        check_pack(pack, "gru", kernel, recurrent_kernel)
     if x.size == 0:
         outputs, (h_last,), cache = _empty_forward("gru", prepared, training, return_sequences)
         return outputs, h_last, cache
@@ -497,6 +523,7 @@ def gru_forward(
         x, kernel, recurrent_kernel, bias, h0, activation=activation,
         recurrent_activation=recurrent_activation, reset_after=reset_after, mask=mask,
         go_backwards=go_backwards, training=training, return_sequences=return_sequences,
+        **_pack_kwargs(impl, pack, "gru", kernel, recurrent_kernel),
     )  # fmt: skip
     cache = _make_cache("gru", impl, inner, x, units, return_sequences)
     return outputs, h_last, cache
