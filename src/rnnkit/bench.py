@@ -67,14 +67,17 @@ def flops(cell: str, size: str, mode: str) -> int:
     return forward_flops(cell, size) * (TRAIN_FLOP_FACTOR if mode == "train" else 1)
 
 
-def make_problem(cell: str, size: str, dtype: str = "float32", seed: int = 0) -> dict:
+def make_problem(cell: str, size, dtype: str = "float32", seed: int = 0, d_outputs: bool = True) -> dict:
     """Random inputs and weights in the canonical layouts (SEMANTICS.md) for one cell and size.
 
-    Returns a dict with x (B,T,I), kernel (I,G·H), recurrent_kernel (H,G·H), bias ((2,3H) for GRU,
-    else (G·H,)) and d_outputs (B,T,H), all C-contiguous arrays of ``dtype``. Weights are scaled by
-    1/sqrt(fan-in) so that activations stay in their non-saturated range, as in a trained network.
+    ``size`` is a name of SIZES or a shape (B, T, I, H). Returns a dict with x (B,T,I), kernel (I,G·H),
+    recurrent_kernel (H,G·H), bias ((2,3H) for GRU, else (G·H,)) and d_outputs (B,T,H) (None with
+    ``d_outputs=False``), all C-contiguous arrays of ``dtype``. Weights are scaled by 1/sqrt(fan-in)
+    so that activations stay in their non-saturated range, as in a trained network. The same
+    (cell, shape, dtype, seed) gives the same arrays in every process (the ONNX Runtime worker and
+    the latency table rely on it).
     """
-    batch, steps, features, units = SIZES[size]
+    batch, steps, features, units = SIZES[size] if isinstance(size, str) else size
     gates = GATES[cell]
     rng = np.random.default_rng(seed)
 
@@ -91,7 +94,7 @@ def make_problem(cell: str, size: str, dtype: str = "float32", seed: int = 0) ->
         "kernel": normal((features, gates * units), 1.0 / np.sqrt(features)),
         "recurrent_kernel": normal((units, gates * units), 1.0 / np.sqrt(units)),
         "bias": normal(bias_shape, 0.1),
-        "d_outputs": normal((batch, steps, units)),
+        "d_outputs": normal((batch, steps, units)) if d_outputs else None,
     }
 
 
