@@ -14,9 +14,10 @@ Two measurements per row and implementation:
   rnnkit ``layer.step(x_t, states)`` / the PyTorch module on x_t (B, 1, I) with its ``hx`` /
   ``session.run`` on a T = 1 ONNX model with ``initial_h`` (``initial_c``) inputs.
 
-The physical floor, timed with NumPy in this process (the lowest of 3 medians of >= 200 warm calls
-each: interference from other processes only ever raises it, and a 2-thread OpenBLAS call that loses
-a core mid-call takes milliseconds): whole sequence
+The physical floor, timed with NumPy in this process: the lowest median of >= 200 warm calls, of
+two measurements with --threads BLAS threads and two with one (interference from other processes only
+ever raises it, and on a shared 2-core machine a 2-thread OpenBLAS call that waits for a descheduled
+thread takes milliseconds, every call): whole sequence
 1.25 · T · (``h @ recurrent_kernel``, h (B, H)); streaming 1.25 · (``[x_t, h] @ [[kernel],
 [recurrent_kernel]]``: one product over all the cell's weights) + 5 µs. Targets: whole sequence
 allowed = max(torch / 2, floor), and never slower than ONNX Runtime (allowed = min(that, ort));
@@ -41,7 +42,8 @@ STEP_FLOOR_OVERHEAD_US = 5.0  # + 5 µs of per-call overhead allowed on a stream
 SEQ_TORCH_FACTOR = 2.0     # whole sequence: rnnkit should take at most torch / 2 ...
 STEP_TORCH_FACTOR = 5.0    # streaming: ... and at most torch / 5 per step
 FLOOR_REPEAT = 200         # the NumPy floor products are µs-short: many samples ...
-FLOOR_TRIES = 3            # ... in 3 separate measurements, of which the lowest median counts
+FLOOR_TRIES = 2            # ... in 2 measurements with --threads BLAS threads and 2 with 1 thread;
+                           # the lowest median counts
 KINDS = ("seq", "step")    # seq = whole sequence (worker mode fwd); step = streaming (worker mode step)
 WORKER_MODE = {"seq": "fwd", "step": "step"}
 COLUMNS = ("rnnkit", "torch", "ort")
@@ -146,14 +148,22 @@ def time_rnnkit(args, rows) -> tuple[list[str], set[str]]:
     return errors, step_ways
 
 
+def _lowest_median_us(fn, timing, threads: int) -> float:
+    medians = []
+    for blas_threads in sorted({threads, 1}, reverse=True):
+        with bench._blas_threads(blas_threads):
+            medians += [_median_us(fn, timing) for _ in range(FLOOR_TRIES)]
+    return min(medians)
+
+
 def time_floors(args, rows) -> None:
     timing = dict(bench._timing_kwargs(args), repeat=max(args.repeat, FLOOR_REPEAT))
     for row in rows:
         bench._progress(f"NumPy floor {row['cell']} B={row['B']} H={row['H']}")
         problem = bench.make_problem(row["cell"], (row["B"], 1, row["I"], row["H"]), args.dtype, d_outputs=False)
         recurrent, whole_cell = floor_products(problem)
-        row["gemv_recurrent_us"] = min(_median_us(recurrent, timing) for _ in range(FLOOR_TRIES))
-        row["gemv_cell_us"] = min(_median_us(whole_cell, timing) for _ in range(FLOOR_TRIES))
+        row["gemv_recurrent_us"] = _lowest_median_us(recurrent, timing, args.threads)
+        row["gemv_cell_us"] = _lowest_median_us(whole_cell, timing, args.threads)
         row["seq"]["floor_us"] = FLOOR_FACTOR * row["T"] * row["gemv_recurrent_us"]
         row["step"]["floor_us"] = FLOOR_FACTOR * row["gemv_cell_us"] + STEP_FLOOR_OVERHEAD_US
 
@@ -295,7 +305,8 @@ def main(args) -> int:
     footer += [
         "vs torch / vs ort: other ÷ rnnkit (>1: rnnkit faster)",
         f"floor: whole sequence {FLOOR_FACTOR} × T × (h @ recurrent_kernel); streaming {FLOOR_FACTOR} × "
-        f"([x_t, h] @ [kernel; recurrent_kernel]) + {STEP_FLOOR_OVERHEAD_US:g} µs (NumPy, lowest of {FLOOR_TRIES} medians of warm calls)",
+        f"([x_t, h] @ [kernel; recurrent_kernel]) + {STEP_FLOOR_OVERHEAD_US:g} µs (NumPy, lowest median of "
+        f"warm calls with {args.threads} or 1 BLAS threads)",
         f"allowed: whole sequence max(torch/{SEQ_TORCH_FACTOR:g}, floor), capped at ort; streaming "
         f"max(torch/{STEP_TORCH_FACTOR:g}, floor)",
     ]
