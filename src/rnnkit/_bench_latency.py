@@ -306,7 +306,7 @@ def main(args) -> int:
         "vs torch / vs ort: other ÷ rnnkit (>1: rnnkit faster)",
         f"floor: whole sequence {FLOOR_FACTOR} × T × (h @ recurrent_kernel); streaming {FLOOR_FACTOR} × "
         f"([x_t, h] @ [kernel; recurrent_kernel]) + {STEP_FLOOR_OVERHEAD_US:g} µs (NumPy, lowest median of "
-        f"warm calls with {args.threads} or 1 BLAS threads)",
+        f"warm calls with {' or '.join(map(str, sorted({args.threads, 1}, reverse=True)))} BLAS thread(s))",
         f"allowed: whole sequence max(torch/{SEQ_TORCH_FACTOR:g}, floor), capped at ort; streaming "
         f"max(torch/{STEP_TORCH_FACTOR:g}, floor)",
     ]
