@@ -11,7 +11,10 @@ job in order, the timing summary of ``rnnkit.bench.summarize`` or ``{"error": me
 Models: ``nn.RNN(nonlinearity="tanh")``, ``nn.LSTM``, ``nn.GRU``, one layer, ``batch_first=True``,
 biases on (PyTorch's default). ``fwd`` runs under ``torch.inference_mode()``; ``train`` runs the
 forward with gradients enabled, then ``out.backward(d_out)`` (gradients
-for the weights and the input x, as rnnkit's backward computes).
+for the weights and the input x, as rnnkit's backward computes). ``step`` (the latency table's
+streaming column) is one time step per call under ``torch.inference_mode()``: the module on x_t of
+shape (B, 1, I) with the ``hx`` state it returned on the previous call (zeros at first); the calls
+cycle through the T steps of x, and one sample is one step.
 """
 
 from __future__ import annotations
@@ -36,6 +39,18 @@ def make_torch_call(torch, cell: str, shape, mode: str, dtype):
         def run():
             with torch.inference_mode():
                 return model(x)
+        return run
+    if mode == "step":
+        x_steps = [x[:, t:t + 1].contiguous() for t in range(steps)]  # (B, 1, I) each
+        zeros = torch.zeros(1, batch, units, dtype=dtype)
+        carried = {"t": 0, "hx": (zeros, zeros.clone()) if cell == "lstm" else zeros}
+
+        def run():
+            t = carried["t"]
+            with torch.inference_mode():
+                out, carried["hx"] = model(x_steps[t], carried["hx"])
+            carried["t"] = t + 1 if t + 1 < steps else 0
+            return out
         return run
 
     x.requires_grad_(True)

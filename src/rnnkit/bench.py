@@ -7,7 +7,11 @@ timed three ways, never overlapping:
    (the backend is switched with ``rnnkit.set_backend`` and restored afterwards);
 2. PyTorch (``nn.RNN(tanh)`` / ``nn.LSTM`` / ``nn.GRU``) in a *separate* process
    (``python -m rnnkit._bench_torch``), after step 1: PyTorch bundles its own OpenMP runtime, and two
-   spinning thread pools on the same cores distort both timings.
+   spinning thread pools on the same cores distort both timings;
+3. ONNX Runtime (ONNX's RNN / LSTM / GRU operators on rnnkit's weights), ``fwd`` rows only, in
+   another separate process (``python -m rnnkit._bench_ort``) after PyTorch's, for the same reason.
+
+``--latency`` prints the serving-size latency table instead (``rnnkit._bench_latency``).
 
 Shape letters: B batch, T time steps, I input features, H units, G gates (SimpleRNN 1, GRU 3, LSTM 4).
 FLOPs of one forward pass: ``2·B·T·G·H·(I + H)``; forward + backward is counted as 3× that.
@@ -67,14 +71,17 @@ def flops(cell: str, size: str, mode: str) -> int:
     return forward_flops(cell, size) * (TRAIN_FLOP_FACTOR if mode == "train" else 1)
 
 
-def make_problem(cell: str, size: str, dtype: str = "float32", seed: int = 0) -> dict:
+def make_problem(cell: str, size, dtype: str = "float32", seed: int = 0, d_outputs: bool = True) -> dict:
     """Random inputs and weights in the canonical layouts (SEMANTICS.md) for one cell and size.
 
-    Returns a dict with x (B,T,I), kernel (I,G·H), recurrent_kernel (H,G·H), bias ((2,3H) for GRU,
-    else (G·H,)) and d_outputs (B,T,H), all C-contiguous arrays of ``dtype``. Weights are scaled by
-    1/sqrt(fan-in) so that activations stay in their non-saturated range, as in a trained network.
+    ``size`` is a name of SIZES or a shape (B, T, I, H). Returns a dict with x (B,T,I), kernel (I,G·H),
+    recurrent_kernel (H,G·H), bias ((2,3H) for GRU, else (G·H,)) and d_outputs (B,T,H) (None with
+    ``d_outputs=False``), all C-contiguous arrays of ``dtype``. Weights are scaled by 1/sqrt(fan-in)
+    so that activations stay in their non-saturated range, as in a trained network. The same
+    (cell, shape, dtype, seed) gives the same arrays in every process (the ONNX Runtime worker and
+    the latency table rely on it).
     """
-    batch, steps, features, units = SIZES[size]
+    batch, steps, features, units = SIZES[size] if isinstance(size, str) else size
     gates = GATES[cell]
     rng = np.random.default_rng(seed)
 
@@ -91,7 +98,7 @@ def make_problem(cell: str, size: str, dtype: str = "float32", seed: int = 0) ->
         "kernel": normal((features, gates * units), 1.0 / np.sqrt(features)),
         "recurrent_kernel": normal((units, gates * units), 1.0 / np.sqrt(units)),
         "bias": normal(bias_shape, 0.1),
-        "d_outputs": normal((batch, steps, units)),
+        "d_outputs": normal((batch, steps, units)) if d_outputs else None,
     }
 
 
@@ -240,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Sizes (B,T,I,H): {sizes}. FLOPs of a forward pass: 2*B*T*G*H*(I+H) "
                "(G = 1 simple_rnn, 3 gru, 4 lstm); train = forward+backward = 3x forward.",
     )
-    parser.add_argument("--cells", default="simple_rnn",
-                        help=f"comma list of {', '.join(CELLS)} or 'all' (default: simple_rnn)")
+    parser.add_argument("--cells", default=None,
+                        help=f"comma list of {', '.join(CELLS)} or 'all' (default: simple_rnn; "
+                             "with --latency: all)")
     parser.add_argument("--sizes", default="all", help="comma list of size names or 'all' (default: all)")
     parser.add_argument("--mode", "--modes", dest="mode", default="fwd,train",
                         help="comma list of fwd (inference forward), train (forward+backward); default both")
@@ -262,19 +270,30 @@ def build_parser() -> argparse.ArgumentParser:
                              "rounds' medians: on a noisy host both sides then sample the same spells "
                              "(default: 1; the reference is timed in the first round only)")
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
+    parser.add_argument("--no-ort", action="store_true", help="do not time ONNX Runtime")
     parser.add_argument("--no-reference", action="store_true", help="do not time the NumPy reference")
     parser.add_argument("--reference-all", action="store_true",
                         help=f"also time the reference at {', '.join(REFERENCE_SKIPPED_SIZES)} (slow)")
     parser.add_argument("--no-layer", action="store_true", help="skip the layer call overhead footer")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="also write the rows and the environment as JSON to FILE")
+    latency = parser.add_argument_group(
+        "latency table (--latency)",
+        "serving sizes: whole-sequence inference and streaming (one step per call) of rnnkit vs "
+        "PyTorch vs ONNX Runtime, against the physical floor and the targets; replaces the main table")
+    latency.add_argument("--latency", action="store_true", help="print the latency table instead")
+    latency.add_argument("--latency-units", default="256,512,1024",
+                         help="comma list of H (= I) (default: 256,512,1024)")
+    latency.add_argument("--latency-batches", default="1,4", help="comma list of B (default: 1,4)")
+    latency.add_argument("--latency-steps", type=_positive_int, default=100,
+                         help="T of the whole-sequence call (default: 100)")
     return parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.cells = _comma_list(args.cells, CELLS, "cell", parser)
+    args.cells = _comma_list(args.cells or ("all" if args.latency else "simple_rnn"), CELLS, "cell", parser)
     args.sizes = _comma_list(args.sizes, tuple(SIZES), "size", parser)
     args.mode = _comma_list(args.mode, MODES, "mode", parser)
     if args.warmup < 0:
@@ -283,7 +302,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--no-reference and --reference-all contradict each other")
     if args.threads is None:
         args.threads = _available_cores()
+    if args.latency:
+        args.latency_units = _int_list(args.latency_units, "--latency-units", parser)
+        args.latency_batches = _int_list(args.latency_batches, "--latency-batches", parser)
+        if args.rounds > 1:
+            parser.error("--rounds is not supported with --latency")
     return args
+
+
+def _int_list(text: str, option: str, parser: argparse.ArgumentParser) -> list[int]:
+    try:
+        values = [_positive_int(v.strip()) for v in text.split(",") if v.strip()]
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"{option}: {exc}")
+    if not values:
+        parser.error(f"{option} needs at least one positive integer")
+    return list(dict.fromkeys(values))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -354,6 +388,8 @@ def environment(args, native, peak) -> dict:
         "rnnkit": getattr(rnnkit, "__version__", None),
         "torch": None,
         "torch_threads": None,
+        "onnxruntime": None,
+        "onnxruntime_threads": None,
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "timing": {"repeat": args.repeat, "min_time_s": args.min_time, "max_time_s": args.max_time,
                    "warmup": args.warmup, "statistic": "median"},
@@ -424,10 +460,11 @@ def _new_row(cell, size, mode, dtype, threads) -> dict:
     batch, steps, features, units = SIZES[size]
     return {"cell": cell, "size": size, "B": batch, "T": steps, "I": features, "H": units, "mode": mode,
             "dtype": dtype, "threads": threads, "flops": flops(cell, size, mode),
-            "rnnkit_ms": None, "reference_ms": None, "torch_ms": None,
-            "speedup_vs_reference": None, "speedup_vs_torch": None,
+            "rnnkit_ms": None, "reference_ms": None, "torch_ms": None, "ort_ms": None,
+            "speedup_vs_reference": None, "speedup_vs_torch": None, "speedup_vs_ort": None,
             "gflops": None, "pct_peak": None, "reference_gflops": None, "torch_gflops": None,
-            "rnnkit": None, "reference": None, "torch": None,  # the full summaries (spread, samples)
+            "ort_gflops": None,
+            "rnnkit": None, "reference": None, "torch": None, "ort": None,  # the full summaries
             "notes": []}
 
 
@@ -492,66 +529,117 @@ def time_backend(args, rows: list[dict], backend: str) -> list[str]:
     return errors
 
 
-def torch_available() -> bool:
-    """True if torch can be found (without importing it here: it would load a second OpenMP runtime)."""
+def _importable(*names: str) -> bool:
+    """True if every module can be found, without importing it here (torch or onnxruntime would
+    load a second OpenMP runtime / thread pool into the process that times rnnkit)."""
     try:
-        return importlib.util.find_spec("torch") is not None
+        return all(importlib.util.find_spec(name) is not None for name in names)
     except (ImportError, ValueError):
         return False
+
+
+def torch_available() -> bool:
+    """True if torch can be found (without importing it here: it would load a second OpenMP runtime)."""
+    return _importable("torch")
+
+
+def ort_available() -> bool:
+    """True if onnx and onnxruntime can be found (not imported here: ONNX Runtime's pool would spin)."""
+    return _importable("onnx", "onnxruntime")
+
+
+def run_worker(module: str, label: str, request: dict, threads: int) -> tuple[dict | None, str | None]:
+    """Run ``python -m rnnkit.<module> JSON`` (a timing worker: _bench_torch, _bench_ort) and return
+    (its JSON answer, None) or (None, why it failed). ``label`` names it in messages."""
+    import rnnkit
+
+    env = dict(os.environ)
+    # make `-m rnnkit.<module>` find this very rnnkit, however this process found it
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["MKL_NUM_THREADS"] = str(threads)
+    env["RNNKIT_BACKEND"] = "python"  # the child never needs rnnkit's native module (nor its OpenMP)
+    try:
+        done = subprocess.run([sys.executable, "-m", f"rnnkit.{module}", json.dumps(request)],
+                              capture_output=True, text=True, env=env, check=False)
+    except OSError as exc:
+        return None, f"could not start the {label} subprocess: {exc}"
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        return None, f"{label} subprocess exited with {done.returncode}: {tail}"
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1]), None
+    except (ValueError, IndexError):
+        return None, f"{label} subprocess printed no JSON: {done.stdout[-200:]!r}"
+
+
+def _fill_column(rows: list[dict], answers: list[dict], column: str) -> None:
+    """Put a worker's per-job answers into ``<column>_ms`` etc. of ``rows`` (errors become notes)."""
+    for row, answer in zip(rows, answers):
+        if "error" in answer:
+            if f"{column} failed: {answer['error']}" not in row["notes"]:
+                row["notes"].append(f"{column} failed: {answer['error']}")
+            continue
+        row[column] = {k: v for k, v in answer.items() if k.endswith("_ms") or k == "samples"}
+        row[f"{column}_ms"] = answer["median_ms"]
+        row.setdefault(f"{column}_rounds", []).append(row[column])
+        row.setdefault(f"{column}_rounds_ms", []).append(answer["median_ms"])
+
+
+def _jobs(rows: list[dict]) -> list[dict]:
+    return [{"cell": r["cell"], "size": r["size"], "mode": r["mode"],
+             "shape": [r["B"], r["T"], r["I"], r["H"]]} for r in rows]
 
 
 def run_torch(args, rows: list[dict]) -> tuple[dict, str | None]:
     """Time PyTorch for every row in a subprocess; fill ``torch_ms``.
 
     Returns ({"version", "threads"} of the subprocess's torch, None) or ({}, error message)."""
-    import rnnkit
-
-    request = {
-        "dtype": args.dtype, "threads": args.threads, "timing": _timing_kwargs(args),
-        "jobs": [{"cell": r["cell"], "size": r["size"], "mode": r["mode"],
-                  "shape": [r["B"], r["T"], r["I"], r["H"]]} for r in rows],
-    }
-    env = dict(os.environ)
-    # make `-m rnnkit._bench_torch` find this very rnnkit, however this process found it
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
-    env["OMP_NUM_THREADS"] = str(args.threads)
-    env["MKL_NUM_THREADS"] = str(args.threads)
-    env["RNNKIT_BACKEND"] = "python"  # the child never needs rnnkit's native module (nor its OpenMP)
-    try:
-        done = subprocess.run([sys.executable, "-m", "rnnkit._bench_torch", json.dumps(request)],
-                              capture_output=True, text=True, env=env, check=False)
-    except OSError as exc:
-        return {}, f"could not start the PyTorch subprocess: {exc}"
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        return {}, f"PyTorch subprocess exited with {done.returncode}: {tail}"
-    try:
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return {}, f"PyTorch subprocess printed no JSON: {done.stdout[-200:]!r}"
-    for row, answer in zip(rows, result["results"]):
-        if "error" in answer:
-            if f"torch failed: {answer['error']}" not in row["notes"]:
-                row["notes"].append(f"torch failed: {answer['error']}")
-            continue
-        row["torch"] = {k: v for k, v in answer.items() if k.endswith("_ms") or k == "samples"}
-        row["torch_ms"] = answer["median_ms"]
-        row.setdefault("torch_rounds", []).append(row["torch"])
-        row.setdefault("torch_rounds_ms", []).append(answer["median_ms"])
+    request = {"dtype": args.dtype, "threads": args.threads, "timing": _timing_kwargs(args), "jobs": _jobs(rows)}
+    result, error = run_worker("_bench_torch", "PyTorch", request, args.threads)
+    if error:
+        return {}, error
+    _fill_column(rows, result["results"], "torch")
     return {"version": result.get("torch_version"), "threads": result.get("threads")}, None
+
+
+def run_ort(args, rows: list[dict]) -> tuple[dict, str | None]:
+    """Time ONNX Runtime for the ``fwd`` rows in a subprocess; fill ``ort_ms``.
+
+    Returns ({"version", "threads"}, None) or ({}, error message)."""
+    rows = [r for r in rows if r["mode"] == "fwd"]
+    if not rows:
+        return {}, None
+    request = {"dtype": args.dtype, "threads": args.threads, "timing": _timing_kwargs(args), "jobs": _jobs(rows)}
+    result, error = run_worker("_bench_ort", "ONNX Runtime", request, args.threads)
+    if error:
+        return {}, error
+    _fill_column(rows, result["results"], "ort")
+    return {"version": result.get("onnxruntime_version"), "threads": result.get("threads")}, None
+
+
+def ort_reason(args) -> str | None:
+    """Why the ONNX Runtime column stays empty for the whole run (None if it is timed)."""
+    if args.no_ort:
+        return None
+    if not ort_available():
+        return "onnx/onnxruntime: not importable, column left '-'"
+    if args.dtype != "float32":
+        return "onnxruntime: its CPU RNN/LSTM/GRU kernels are float32 only, column left '-'"
+    return None
 
 
 def finish_rows(rows: list[dict], peak) -> None:
     """Derived columns: speedups, GFLOP/s, % of peak."""
     for row in rows:
-        for column in ("rnnkit", "reference", "torch"):
+        for column in ("rnnkit", "reference", "torch", "ort"):
             ms = row[f"{column}_ms"]
             if ms:
                 gflops = row["flops"] / (ms * 1e-3) / 1e9
                 row["gflops" if column == "rnnkit" else f"{column}_gflops"] = gflops
         if row["rnnkit_ms"]:
-            for column in ("reference", "torch"):
+            for column in ("reference", "torch", "ort"):
                 if row[f"{column}_ms"]:
                     row[f"speedup_vs_{column}"] = row[f"{column}_ms"] / row["rnnkit_ms"]
             if peak:
@@ -617,8 +705,8 @@ def _fmt_number(value) -> str:
     return f"{value:.0f}"
 
 
-HEADER = ("cell", "size", "B", "T", "I", "H", "mode", "rnnkit ms", "reference ms", "torch ms",
-          "vs ref", "vs torch", "GFLOP/s", "% peak")
+HEADER = ("cell", "size", "B", "T", "I", "H", "mode", "rnnkit ms", "reference ms", "torch ms", "ort ms",
+          "vs ref", "vs torch", "vs ort", "GFLOP/s", "% peak")
 
 
 def _rnnkit_cell(row) -> str:
@@ -631,8 +719,9 @@ def format_table(rows: list[dict]) -> str:
     lines = [HEADER]
     for r in rows:
         lines.append((r["cell"], r["size"], str(r["B"]), str(r["T"]), str(r["I"]), str(r["H"]), r["mode"],
-                      _rnnkit_cell(r), _fmt_ms(r["reference_ms"]), _fmt_ms(r["torch_ms"]),
+                      _rnnkit_cell(r), _fmt_ms(r["reference_ms"]), _fmt_ms(r["torch_ms"]), _fmt_ms(r["ort_ms"]),
                       _fmt_ratio(r["speedup_vs_reference"]), _fmt_ratio(r["speedup_vs_torch"]),
+                      _fmt_ratio(r["speedup_vs_ort"]),
                       _fmt_number(r["gflops"]), _fmt_number(r["pct_peak"])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
     left = {0, 1, 6}  # text columns; numbers are right-aligned
@@ -649,7 +738,8 @@ def _describe_environment(env: dict) -> str:
     blas = ", ".join(f"{b['internal_api']} {b['version']}" for b in env["blas"]) or "?"
     return (f"rnnkit bench  cpu: {env['cpu']}  isa: {env['isa'] or '-'}  threads: {env['threads']}  "
             f"dtype: {env['dtype']}  FMA peak: {peak}\n"
-            f"python {env['python']}  numpy {env['numpy']} ({blas})  torch {env['torch'] or '-'}")
+            f"python {env['python']}  numpy {env['numpy']} ({blas})  torch {env['torch'] or '-'}  "
+            f"onnxruntime {env.get('onnxruntime') or '-'}")
 
 
 def main(argv=None) -> int:
@@ -662,6 +752,8 @@ def main(argv=None) -> int:
     except Exception as exc:
         print(f"rnnkit bench: cannot import rnnkit.ops ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 1
+    if args.latency:
+        return importlib.import_module("rnnkit._bench_latency").main(args)
 
     contention = CpuContention()
     contention.start()
@@ -679,7 +771,13 @@ def main(argv=None) -> int:
         torch_wanted = not args.no_torch and torch_available()
         if not args.no_torch and not torch_wanted:
             footer.append("torch: not importable, column left '-'")
-        torch_errors = set()
+        ort_note = ort_reason(args)
+        ort_wanted = not args.no_ort and ort_note is None
+        if ort_note:
+            footer.append(ort_note)
+        elif ort_wanted and "train" in args.mode:
+            footer.append("onnxruntime: inference (fwd) rows only, train rows '-'")
+        worker_errors = set()
         for round_index in range(args.rounds):
             with _blas_threads(args.threads):
                 # 1. rnnkit native (then, in the first round only, the layer overhead on the default
@@ -704,14 +802,22 @@ def main(argv=None) -> int:
                 if torch_info:
                     env["torch"], env["torch_threads"] = torch_info.get("version"), torch_info.get("threads")
                 if torch_error:
-                    torch_errors.add(f"torch: {torch_error}")
-        footer.extend(sorted(torch_errors))
+                    worker_errors.add(f"torch: {torch_error}")
+            # 3. ONNX Runtime after PyTorch, in its own process too (its intra-op pool spins)
+            if ort_wanted:
+                _progress("ONNX Runtime in a subprocess")
+                ort_info, ort_error = run_ort(args, rows)
+                if ort_info:
+                    env["onnxruntime"], env["onnxruntime_threads"] = ort_info["version"], ort_info["threads"]
+                if ort_error:
+                    worker_errors.add(f"onnxruntime: {ort_error}")
+        footer.extend(sorted(worker_errors))
         env.setdefault("torch", None)
         env.setdefault("torch_threads", None)
         env["rounds"] = args.rounds
         if args.rounds > 1:
             for row in rows:
-                for column in ("rnnkit", "torch"):
+                for column in ("rnnkit", "torch", "ort"):
                     values = row.get(f"{column}_rounds_ms")
                     if values:
                         # the column and its summary describe all rounds (each round's own spread
@@ -721,8 +827,8 @@ def main(argv=None) -> int:
                         row[column] = {"median_ms": row[f"{column}_ms"],
                                        "min_ms": min(r["min_ms"] for r in rounds),
                                        "samples": sum(r["samples"] for r in rounds)}
-            footer.append(f"rnnkit and PyTorch timed in {args.rounds} alternating rounds; their columns are "
-                          "the medians of the rounds' medians")
+            footer.append(f"rnnkit, PyTorch and ONNX Runtime timed in {args.rounds} alternating rounds; their "
+                          "columns are the medians of the rounds' medians")
         # measure the peak again at the end: a busy moment at the start would make it look low
         peak = max((p for p in (peak, measure_peak(native, args.dtype, args.threads, tries=2)) if p),
                    default=None)
