@@ -207,10 +207,10 @@ ROUTES = ["set_weights", "model_set_weights", "assign_kernel", "assign_recurrent
 @pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
 def test_every_weight_route_reaches_the_next_call(native, route, cls, tmp_path):
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((1, 5, 4)).astype(np.float32)
-    model = rnnkit.Sequential([cls(6, return_sequences=True, seed=0)])
+    x = rng.standard_normal((1, 5, 40)).astype(np.float32)
+    model = rnnkit.Sequential([cls(48, return_sequences=True, seed=0)])   # big enough to keep a pack
     model.compile(optimizer=rnnkit.optimizers.SGD(0.5), loss="mse")
-    model.build((None, 5, 4))
+    model.build((None, 5, 40))
     layer = model.layers[0]
     before = layer(x)
     assert layer._pack is not None   # the inference call made (and keeps) a pack
@@ -238,6 +238,13 @@ def test_every_weight_route_reaches_the_next_call(native, route, cls, tmp_path):
     np.testing.assert_array_equal(after, _fresh_output(layer, x))
     y, _ = layer.step(x[:, 0])
     np.testing.assert_array_equal(y, _fresh_output(layer, x[:, :1])[:, 0])
+
+
+def test_small_layers_keep_no_pack(native):
+    small, big = SimpleRNN(4), SimpleRNN(64)
+    small(np.ones((1, 3, 2), np.float32))
+    big(np.ones((1, 3, 2), np.float32))
+    assert small._pack is None and big._pack is not None
 
 
 def test_weights_are_read_only_outside_the_routes(native):

@@ -23,6 +23,9 @@ import weakref
 import numpy as np
 
 _counter = itertools.count(1)
+#: the last stamp handed out: it changes whenever any weight is locked or written by rnnkit, so a
+#: pack whose layer saw this value last needs no per-array check (one attribute read per call)
+epoch = 0
 _lock = threading.RLock()  # re-entrant: a finalizer (_forget) may run inside a locked block
 _stamps: dict[int, int] = {}  # id(array) -> stamp of its last write by rnnkit (locked arrays only)
 _arrays: "weakref.WeakValueDictionary[int, np.ndarray]" = weakref.WeakValueDictionary()
@@ -42,8 +45,14 @@ def lock(array: np.ndarray) -> np.ndarray:
         if _arrays.get(key) is not array:
             _arrays[key] = array
             weakref.finalize(array, _forget, key)
-        _stamps[key] = next(_counter)
+        _stamps[key] = _new_stamp()
     return array
+
+
+def _new_stamp() -> int:
+    global epoch
+    epoch = next(_counter)
+    return epoch
 
 
 def is_locked(array) -> bool:
@@ -69,7 +78,7 @@ def unlocked(arrays):
         with _lock:
             for a in arrays:
                 a.flags.writeable = False
-                _stamps[id(a)] = next(_counter)
+                _stamps[id(a)] = _new_stamp()
 
 
 _replacements: dict = {}  # id(unpickled array) -> (weak reference to it, its owned replacement)

@@ -32,6 +32,9 @@ from .base import (Layer, build_input_dim, check_d_output, check_seed, checked_w
 
 __all__ = ["RNN", "SimpleRNN", "LSTM", "GRU"]
 
+#: kernel + recurrent_kernel elements from which inference calls keep the weights packed
+_PACK_MIN_WEIGHTS = 4096
+
 
 def sequence_input(layer, x):
     """The input of a recurrent layer's call as an array; a layer not built yet is built for it,
@@ -102,7 +105,7 @@ class RNN(Layer):
         self._weight_args = ()   # (kernel, recurrent_kernel, bias | None): the live weight arrays
         self._cache = None       # ops cache of the last training call
         self._output_shape = None
-        self._pack = None        # (stamps of kernel and recurrent_kernel, ops.WeightPack) for inference
+        self._pack = None        # (epoch, stamps of kernel and recurrent_kernel, ops.WeightPack)
         # one step (``step``): the same call on a (B, 1, I) view, returning only the final states
         self._step_kwargs = dict(self._forward_kwargs, return_sequences=False, training=False)
 
@@ -135,6 +138,8 @@ class RNN(Layer):
                                          "bias_initializer"))
         self._own_weights(arrays)
         self._weight_args = tuple(arrays) if self.use_bias else (*arrays, None)
+        # packing a few thousand weights costs less than keeping a pack (~1 µs per call)
+        self._uses_pack = self._uses_pack and (input_dim + H) * GH >= _PACK_MIN_WEIGHTS
         self.input_dim = input_dim
         self.built = True
 
@@ -169,15 +174,17 @@ class RNN(Layer):
     def _weight_pack(self):
         """The ops.WeightPack of kernel and recurrent_kernel for inference calls: made once and
         remade after any write by rnnkit into either array (their stamps change; rnnkit._weights)."""
+        cached = self._pack
+        epoch = weight_locks.epoch
+        if cached is not None and cached[0] == epoch:  # no weight written anywhere since last time
+            return cached[2]
         kernel, recurrent_kernel = self._weight_args[0], self._weight_args[1]
         stamps = weight_locks.stamps((kernel, recurrent_kernel))
-        cached = self._pack
-        if cached is not None and cached[0] == stamps:
-            return cached[1]
         if None in stamps:  # not locked (cannot happen through the public API): no pack
             return None
-        pack = WeightPack._of_locked(self.cell, kernel, recurrent_kernel)
-        self._pack = (stamps, pack)
+        pack = cached[2] if cached is not None and cached[1] == stamps else \
+            WeightPack._of_locked(self.cell, kernel, recurrent_kernel)
+        self._pack = (epoch, stamps, pack)
         return pack
 
     # -- states ----------------------------------------------------------------------------------
