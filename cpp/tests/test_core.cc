@@ -12,6 +12,7 @@
 #include "rnnkit/sequence.h"
 #include "rnnkit/simple_rnn.h"
 #include "rnnkit/threading.h"
+#include "rnnkit/weight_pack.h"
 #include "test_util.h"
 
 using namespace rnnkit;
@@ -243,6 +244,60 @@ static void test_gemm_sum_k(std::mt19937& g) {
   }
 }
 
+// gemv_packed (few rows, no A packing) against the naive loop: 1..4 rows, plain and (b, t) rows,
+// K over several k blocks, partial panels, gate groups, accumulate; and a WeightPack's layouts
+// equal packing on the spot (same products).
+template <class T>
+static void test_gemv(std::mt19937& g) {
+  const int sizes[][3] = {{1, 1, 1}, {1, 37, 5}, {2, 70, 300}, {3, 129, 800}, {4, 64, 384}, {4, 33, 1000}};
+  for (auto& s : sizes) {
+    const index_t M = s[0], N = s[1], K = s[2];
+    for (index_t groups : {index_t(1), index_t(N % 3 == 0 ? 3 : 1)})
+      for (int acc = 0; acc < 2; ++acc) {
+        std::vector<T> a = randn<T>(M * K, g), b = randn<T>(K * N, g), c = randn<T>(M * N, g);
+        std::vector<T> c_ref = c, c2 = c;
+        const MatView<const T> bv = row_major<const T>(b.data(), K, N, N);
+        gemm_naive(row_major<const T>(a.data(), M, K, K), bv, row_major(c_ref.data(), M, N, N), acc);
+        PackedB<T> pb;
+        packed_b_prepare(pb, K, N / groups, groups);
+        packed_b_fill(pb, bv, 0, 1);
+        check(gemv_fits(row_major<const T>(a.data(), M, K, K)), "gemv_fits");
+        // two halves of the panels, as two threads would
+        gemv_packed(row_major<const T>(a.data(), M, K, K), pb, 0, pb.panels / 2, row_major(c2.data(), M, N, N), acc);
+        gemv_packed(row_major<const T>(a.data(), M, K, K), pb, pb.panels / 2, pb.panels, row_major(c2.data(), M, N, N), acc);
+        check(rel_err(c2, c_ref) < tol<T>() * std::sqrt(double(K)),
+              "gemv " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + " groups=" +
+                  std::to_string(groups) + " acc=" + std::to_string(acc));
+      }
+  }
+  // rows (b, t) of a batch-major sequence, reversed, as the layer GEMM of a step reads them
+  const index_t B = 2, T_ = 3, I = 45, H = 20;
+  std::vector<T> x = randn<T>(B * T_ * I, g), w = randn<T>(I * H, g);
+  std::vector<T> c1(B * T_ * H), c2(B * T_ * H);
+  PackedB<T> pb;
+  packed_b_prepare(pb, I, H, 1);
+  packed_b_fill(pb, row_major<const T>(w.data(), I, H, H), 0, 1);
+  const MatView<const T> xs = sequence_rows<const T>(x.data(), B, T_, I, 1, 1, true);
+  gemm_naive(xs, row_major<const T>(w.data(), I, H, H), sequence_rows(c1.data(), B, T_, H, 1, 1, true), false);
+  gemv_packed(xs, pb, 0, pb.panels, sequence_rows(c2.data(), B, T_, H, 1, 1, true), false);
+  check(rel_err(c2, c1) < tol<T>() * 8, "gemv on (b, t) rows");
+  // WeightPack: layouts made on request, the same as packing on the spot
+  std::vector<T> k = randn<T>(I * 4 * H, g), r = randn<T>(H * 4 * H, g);
+  WeightPack<T> pack(I, H, 4, k.data(), r.data());
+  for (index_t groups : {index_t(1), index_t(4)}) {
+    auto layout = pack.get(groups);
+    PackedB<T> fresh;
+    packed_b_prepare(fresh, H, 4 * H / groups, groups);
+    packed_b_fill(fresh, row_major<const T>(r.data(), H, 4 * H, 4 * H), 0, 1);
+    const index_t n = H * groups * fresh.panels * fresh.nr;
+    bool same = layout->recurrent.panels == fresh.panels && layout->recurrent.groups == groups;
+    for (index_t i = 0; same && i < n; ++i) same = layout->recurrent.buf.data()[i] == fresh.buf.data()[i];
+    check(same, "WeightPack recurrent layout, groups=" + std::to_string(groups));
+    check(pack.get(groups) == layout, "WeightPack reuses its layout");
+  }
+  check(pack.packed_bytes() > 0, "WeightPack packed_bytes");
+}
+
 int main() {
   if (requested_isa_unavailable()) return kSkip;
   std::printf("rnnkit core tests, ISA %s, OpenMP %s\n", active_isa(), have_openmp() ? "on" : "off");
@@ -251,6 +306,8 @@ int main() {
   test_gemm<double>(g);
   test_gemm_sum_k<float>(g);
   test_gemm_sum_k<double>(g);
+  test_gemv<float>(g);
+  test_gemv<double>(g);
   test_activations<float>();
   test_activations<double>();
   test_simple_rnn<float>(g);
