@@ -45,10 +45,16 @@ def native():
 LAYERS = {
     "simple_rnn_tanh": lambda **kw: SimpleRNN(**kw),
     "simple_rnn_relu": lambda **kw: SimpleRNN(activation="relu", **kw),
+    "simple_rnn_sigmoid": lambda **kw: SimpleRNN(activation="sigmoid", **kw),
+    "simple_rnn_linear": lambda **kw: SimpleRNN(activation="linear", **kw),
     "lstm": lambda **kw: LSTM(**kw),
     "lstm_hard_sigmoid": lambda **kw: LSTM(recurrent_activation="hard_sigmoid", **kw),
+    "lstm_relu_tanh": lambda **kw: LSTM(activation="relu", recurrent_activation="tanh", **kw),
+    "lstm_linear": lambda **kw: LSTM(activation="linear", **kw),
     "gru": lambda **kw: GRU(**kw),
+    "gru_sigmoid_hard_sigmoid": lambda **kw: GRU(activation="sigmoid", recurrent_activation="hard_sigmoid", **kw),
     "gru_reset_before": lambda **kw: GRU(reset_after=False, **kw),
+    "gru_reset_before_relu": lambda **kw: GRU(reset_after=False, activation="relu", **kw),
     "gru_no_bias": lambda **kw: GRU(use_bias=False, **kw),
 }
 
@@ -238,6 +244,21 @@ def test_every_weight_route_reaches_the_next_call(native, route, cls, tmp_path):
     np.testing.assert_array_equal(after, _fresh_output(layer, x))
     y, _ = layer.step(x[:, 0])
     np.testing.assert_array_equal(y, _fresh_output(layer, x[:, :1])[:, 0])
+
+
+def test_bidirectional_set_weights_reaches_both_packs(native):
+    layer = rnnkit.Bidirectional(LSTM(48, return_sequences=True, seed=1))
+    x = np.random.default_rng(10).standard_normal((1, 4, 40)).astype(np.float32)
+    before = layer(x)
+    assert layer.forward_layer._pack is not None and layer.backward_layer._pack is not None
+    new = _new_weights(layer, 11)
+    layer.set_weights(new)
+    twin = rnnkit.Bidirectional(LSTM(48, return_sequences=True, seed=1))
+    twin.build(40)
+    twin.set_weights(new)
+    after = layer(x)
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, twin(x))
 
 
 def test_small_layers_keep_no_pack(native):
