@@ -1,5 +1,5 @@
 """Helpers shared by the test modules: central finite differences and the relative-norm
-comparison of SEMANTICS.md (‖actual − expected‖ / ‖expected‖, NaN/Inf never pass)."""
+comparison of docs/SPEC.md §14 (‖actual − expected‖ / ‖expected‖, NaN/Inf never pass)."""
 
 import numpy as np
 

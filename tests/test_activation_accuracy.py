@@ -1,6 +1,6 @@
 """Accuracy of the vectorised tanh / sigmoid / exp kernels (rnnkit._native.activation / .exp).
 
-SEMANTICS.md ("Tolerances"): vectorised tanh/sigmoid/exp in float32 stay within 4 ulp of the
+docs/SPEC.md §3 and §14.4: vectorised tanh/sigmoid/exp in float32 stay within 4 ulp of the
 correctly rounded value. The reference is the function evaluated in float64 and rounded once to
 float32; the distance is counted in representable float32 values (the bit patterns mapped to a
 monotonic integer line, so -0.0 == +0.0 and distances across zero count every value in between).

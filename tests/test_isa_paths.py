@@ -2,7 +2,7 @@
 
 Each supported ISA runs in its own process (the choice is made once per process): the packed GEMM
 against NumPy's ``@`` over odd shapes and all transposes, and the native recurrences (forward and
-every gradient) against the NumPy reference, with SEMANTICS.md's tolerances (relative norm error
+every gradient) against the NumPy reference, with the tolerances of docs/SPEC.md §14.1 (relative norm error
 ≤ 1e-5 in float32, ≤ 1e-10 in float64).
 """
 

@@ -1,7 +1,7 @@
 """The oracle test: the native kernels agree with the NumPy reference, forward and every gradient.
 
 Both run through ``rnnkit.ops`` (``set_backend("native")`` vs ``set_backend("python")``) on the same
-random cases. Agreement is measured per array as ‖a − b‖ / ‖b‖ (SEMANTICS.md, "Tolerances"):
+random cases. Agreement is measured per array as ‖a − b‖ / ‖b‖ (docs/SPEC.md §14.1):
 ≤ 1e-5 in float32, ≤ 1e-10 in float64; NaN or Inf never passes.
 
 Cases come from a seeded generator: B, T, I, H drawn from sizes that include 1 and values that are

@@ -1,5 +1,5 @@
 """The NumPy reference (rnnkit.reference) checked on its own: gradients against central finite
-differences in float64, the sequence semantics of SEMANTICS.md, and small known values.
+differences in float64, the sequence semantics of docs/SPEC.md §7–§10, and small known values.
 
 The modules are imported directly so these tests do not depend on the rest of the package.
 """
@@ -466,7 +466,7 @@ def _sig(v):
 
 
 def test_lstm_known_values():
-    """Two steps computed unit by unit with scalar math from the SEMANTICS.md formulas."""
+    """Two steps computed unit by unit with scalar math from the formulas of docs/SPEC.md §5."""
     rng = np.random.default_rng(5)
     B, T, I, H = 2, 2, 3, 2
     x, K, R = rng.normal(size=(B, T, I)), rng.normal(size=(I, 4 * H)), rng.normal(size=(H, 4 * H))
@@ -505,7 +505,7 @@ def test_lstm_zero_weights():
 
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_gru_known_values(reset_after):
-    """Two steps computed unit by unit with scalar math from the SEMANTICS.md formulas."""
+    """Two steps computed unit by unit with scalar math from the formulas of docs/SPEC.md §6."""
     rng = np.random.default_rng(6)
     B, T, I, H = 2, 2, 3, 2
     x, K, R = rng.normal(size=(B, T, I)), rng.normal(size=(I, 3 * H)), rng.normal(size=(H, 3 * H))

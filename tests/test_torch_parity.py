@@ -1,7 +1,7 @@
 """rnnkit (the NumPy reference and the native kernels, through rnnkit.ops) against PyTorch (float64):
 outputs, final states and every gradient.
 
-Weights move across with the mapping of SEMANTICS.md ("Mapping to other libraries"):
+Weights move across with the mapping of docs/SPEC.md §16:
 weight_ih = kernel.T, weight_hh = recurrent_kernel.T; LSTM bias in bias_ih with bias_hh = 0;
 GRU (reset_after=True) blocks z, r, h permuted to PyTorch's r, z, n with bias_ih = b[0],
 bias_hh = b[1]. Variable lengths compare with packed sequences (padded outputs zero, h_n the last
@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.torch
 
-REL_TOL = 1e-10   # SEMANTICS.md float64 tolerance: ||a - b|| / ||b||
+REL_TOL = 1e-10   # docs/SPEC.md §14.7 float64 tolerance: ||a - b|| / ||b||
 
 
 def gru_keras_to_torch(a):

@@ -3,7 +3,7 @@ reference), Sequential (fit / evaluate / predict / summary / save), masks, callb
 ``rnnkit`` command.
 
 Gradient checks run in float64 with central differences (step 1e-6) and compare with
-``assert_allclose(rtol=1e-6, atol=1e-8)``; native vs reference uses the tolerances of SEMANTICS.md
+``assert_allclose(rtol=1e-6, atol=1e-8)``; native vs reference uses the tolerances of docs/SPEC.md §14.1
 (relative norm of the difference ≤ 1e-10 in float64, ≤ 1e-5 in float32).
 """
 

@@ -1,6 +1,6 @@
 // ctest suite for the LSTM and GRU cells (GRU with reset_after true and false):
-//   - one-step, B=1 cases computed by hand from shared/SEMANTICS.md's formulas;
-//   - forward vs a scalar reference written from SEMANTICS.md (masks, go_backwards, states, bias);
+//   - one-step, B=1 cases computed by hand from the formulas of docs/SPEC.md §4–§6;
+//   - forward vs a scalar reference written from docs/SPEC.md §4–§9 (masks, go_backwards, states, bias);
 //   - backward vs central finite differences in float64 (dx, d_kernel, d_recurrent_kernel, d_bias,
 //     d_h0, d_c0) over small odd shapes, masks (with an all-masked row), with/without bias and
 //     initial states, both directions, tanh/sigmoid/linear activations;
@@ -222,7 +222,7 @@ static Grads<T> backward(const Case<T>& c, const Fwd<T>& f, const std::vector<T>
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scalar reference, written from shared/SEMANTICS.md (double precision, plain loops).
+// Scalar reference, written from docs/SPEC.md §4–§9 (double precision, plain loops).
 
 static double act_ref(Activation a, double v) {
   switch (a) {
@@ -305,7 +305,7 @@ static RefOut reference_forward(const Case<T>& c) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. One step, B = 1, by hand from the SEMANTICS.md formulas.
+// 2. One step, B = 1, by hand from the formulas of docs/SPEC.md §4–§6.
 
 static double sigm(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 static double hsig(double v) { return std::min(1.0, std::max(0.0, v / 6.0 + 0.5)); }

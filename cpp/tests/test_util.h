@@ -1,4 +1,4 @@
-// Helpers shared by the ctest programs: counters, the relative-norm metric of SEMANTICS.md, random
+// Helpers shared by the ctest programs: counters, the relative-norm metric of docs/SPEC.md §14, random
 // data, and the skip rule for ISA-specific runs.
 #pragma once
 

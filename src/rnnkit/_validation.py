@@ -26,7 +26,7 @@ FLOAT64 = np.dtype(np.float64)
 _WEIGHT_DTYPES = {np.float32: FLOAT32, np.float64: FLOAT64}
 BOOL = np.dtype(np.bool_)
 
-#: activations of SimpleRNN and of the candidate/output path of LSTM and GRU (SEMANTICS.md)
+#: activations of SimpleRNN and of the candidate/output path of LSTM and GRU (docs/SPEC.md §3)
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 #: gate activations of LSTM and GRU (ARCHITECTURE.md)
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh", "relu", "linear")

@@ -16,7 +16,7 @@ timed three ways, never overlapping:
 Shape letters: B batch, T time steps, I input features, H units, G gates (SimpleRNN 1, GRU 3, LSTM 4).
 FLOPs of one forward pass: ``2·B·T·G·H·(I + H)``; forward + backward is counted as 3× that.
 Times are medians of individually timed calls (``time.perf_counter``) after a warm-up.
-See benchmarks/README.md for the columns and ../shared/PERFORMANCE.md for the targets.
+See benchmarks/README.md for the columns and docs/PERFORMANCE.md §3 for the targets.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import numpy as np
 
 from ._backend import _available_cores
 
-# name: (B, T, I, H) -- the sizes of PERFORMANCE.md, smallest first
+# name: (B, T, I, H) -- the sizes of docs/PERFORMANCE.md §2, smallest first
 SIZES = {
     "seed-tiny": (1, 3, 2, 4),
     "seed-small": (32, 10, 8, 4),
@@ -72,7 +72,7 @@ def flops(cell: str, size: str, mode: str) -> int:
 
 
 def make_problem(cell: str, size, dtype: str = "float32", seed: int = 0, d_outputs: bool = True) -> dict:
-    """Random inputs and weights in the canonical layouts (SEMANTICS.md) for one cell and size.
+    """Random inputs and weights in the canonical layouts (docs/SPEC.md §2) for one cell and size.
 
     ``size`` is a name of SIZES or a shape (B, T, I, H). Returns a dict with x (B,T,I), kernel (I,G·H),
     recurrent_kernel (H,G·H), bias ((2,3H) for GRU, else (G·H,)) and d_outputs (B,T,H) (None with

@@ -1,5 +1,5 @@
 // SimpleRNN (Elman) cell: h_t = act(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel).
-// Forward and BPTT over a whole sequence; math as in shared/SEMANTICS.md.
+// Forward and BPTT over a whole sequence; math as in docs/SPEC.md §4.
 #pragma once
 
 #include <cstdint>

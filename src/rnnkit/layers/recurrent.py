@@ -3,7 +3,7 @@
 All three share :class:`RNN` (argument checking, lazy build, initial/stateful states, the call into
 ``rnnkit.ops`` and the backward pass); a subclass only says which cell it runs, how many gate blocks
 and states it has, and how its bias is shaped and initialised. The math lives in
-``rnnkit.ops.<cell>_forward`` / ``<cell>_backward`` (semantics: shared/SEMANTICS.md).
+``rnnkit.ops.<cell>_forward`` / ``<cell>_backward`` (semantics: docs/SPEC.md §4–§11).
 
 Shapes: x (B, T, I); kernel (I, G·H); recurrent_kernel (H, G·H); bias (G·H,) — GRU with
 reset_after=True: (2, 3H); states (B, H) each. Output (B, T, H) with ``return_sequences`` (processing

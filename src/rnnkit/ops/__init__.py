@@ -2,7 +2,7 @@
 
 Each function validates its arguments (clear TypeError/ValueError naming the argument), converts
 them to canonical form and runs the active backend (``rnnkit.set_backend``). Shapes and semantics:
-docs/ARCHITECTURE.md and shared/SEMANTICS.md.
+docs/ARCHITECTURE.md and docs/SPEC.md.
 """
 
 from .recurrent import (

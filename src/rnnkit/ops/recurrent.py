@@ -1,7 +1,7 @@
 """Kernel-level recurrent ops: validate, canonicalise, dispatch to the active backend.
 
 Shape letters: B batch, T time steps, I input features, H units, G gates (SimpleRNN 1, GRU 3, LSTM 4).
-The math is in shared/SEMANTICS.md (normative); the canonical implementation signatures in
+The math is in docs/SPEC.md (normative); the canonical implementation signatures in
 docs/ARCHITECTURE.md.
 
 Every public function here checks *all* of its arguments before any implementation code runs, then
@@ -418,7 +418,7 @@ def lstm_forward(
     return_sequences=True,
     pack=None,
 ):
-    """LSTM over a sequence (Keras layout, gate blocks i, f, c, o; see SEMANTICS.md).
+    """LSTM over a sequence (Keras layout, gate blocks i, f, c, o; see docs/SPEC.md §5).
 
     Args:
         x: (B, T, I) numeric array; converted to the weights' dtype.
@@ -492,7 +492,7 @@ def gru_forward(
     return_sequences=True,
     pack=None,
 ):
-    """GRU over a sequence (Keras layout, gate blocks z, r, h; see SEMANTICS.md).
+    """GRU over a sequence (Keras layout, gate blocks z, r, h; see docs/SPEC.md §6).
 
     Args:
         x: (B, T, I) numeric array; converted to the weights' dtype.

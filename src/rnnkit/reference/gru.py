@@ -12,7 +12,7 @@ applied before the recurrent product of the candidate:
     hh = act(xh + (r * h_{t-1}) @ R_h)        (xh includes b_h)
 
 Shapes: B batch, T time steps, I input features, H units, G = 3 gates.
-Masks, ``go_backwards`` and outputs follow SEMANTICS.md; see ``_common`` for the time-order bookkeeping.
+Masks, ``go_backwards`` and outputs follow docs/SPEC.md §7–§9; see ``_common`` for the time-order bookkeeping.
 """
 
 from __future__ import annotations

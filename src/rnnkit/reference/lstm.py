@@ -6,7 +6,7 @@
     h_t = o * act(c_t)
 
 Shapes: B batch, T time steps, I input features, H units, G = 4 gates.
-Masks, ``go_backwards`` and outputs follow SEMANTICS.md; see ``_common`` for the time-order bookkeeping.
+Masks, ``go_backwards`` and outputs follow docs/SPEC.md §7–§9; see ``_common`` for the time-order bookkeeping.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SimpleRNN reference (NumPy, written for clarity): ``h_t = act(x_t @ K + b + h_{t-1} @ R)``.
 
 Shapes: B batch, T time steps, I input features, H units.
-Masks, ``go_backwards`` and outputs follow SEMANTICS.md; see ``_common`` for the time-order bookkeeping.
+Masks, ``go_backwards`` and outputs follow docs/SPEC.md §7–§9; see ``_common`` for the time-order bookkeeping.
 """
 
 from __future__ import annotations
