@@ -2,7 +2,7 @@
 
 Tolerances: a step chained T times and one call over T steps compute the same sums in different
 orders (matrix-vector products vs micro-tiles, projections one step vs all steps at once), so they
-agree to rounding: float32 1e-5, float64 1e-12 relative (the spec's native-vs-reference bounds).
+agree to rounding: float32 1e-5, float64 1e-12 relative (docs/SPEC.md §14).
 Pack invalidation: after every public route that changes a weight, the next inference call must
 equal a fresh computation with the new weights (exactly: same code path, same inputs).
 """
