@@ -189,7 +189,8 @@ T* packed_a_workspace() {
 
 template <class T>
 void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, index_t q1,
-                 const MatView<T>& c, bool accumulate, T* a_work) {
+                 const MatView<T>& c, bool accumulate, T* a_work, index_t g0, index_t g1) {
+  if (g1 < 0) g1 = b.groups;
   const Kernels<T>& ker = kernels<T>();
   const index_t M = a.nrows(), MC = Blocking<T>::mc;
   const index_t panels_per_block = std::max<index_t>(1, Blocking<T>::nc / b.nr);
@@ -197,7 +198,7 @@ void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, ind
   const index_t nkb = b.num_kblocks();
   if (nkb == 0) {
     if (!accumulate)
-      for (index_t g = 0; g < b.groups; ++g) {
+      for (index_t g = g0; g < g1; ++g) {
         const index_t c0 = q0 * b.nr, c1 = std::min(b.group_n, q1 * b.nr);
         for (index_t i = 0; i < M; ++i)
           std::memset(c.at(i, g * b.group_n + c0), 0, (c1 - c0) * sizeof(T));
@@ -210,7 +211,7 @@ void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, ind
       const index_t kc = b.kblock_len(kb);
       const bool acc = accumulate || kb > 0;
       pack_a(a, ic, mc, kb * b.kc, kc, ker.mr, a_work);
-      for (index_t g = 0; g < b.groups; ++g)
+      for (index_t g = g0; g < g1; ++g)
         for (index_t qb = q0; qb < q1; qb += panels_per_block) {  // an L2-sized block of panels
           const index_t qe = std::min(q1, qb + panels_per_block);
           const index_t c0 = qb * b.nr, c1 = std::min(b.group_n, qe * b.nr);
@@ -224,7 +225,8 @@ void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, ind
 
 template <class T>
 void gemv_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, index_t q1,
-                 const MatView<T>& c, bool accumulate) {
+                 const MatView<T>& c, bool accumulate, index_t g0, index_t g1) {
+  if (g1 < 0) g1 = b.groups;
   const Kernels<T>& ker = kernels<T>();
   const index_t M = a.nrows();
   if (q1 <= q0 || M == 0) return;
@@ -233,14 +235,14 @@ void gemv_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, ind
   for (index_t i = 0; i < M; ++i) c_rows[i] = c.data + c.rows.offset(i);
   const index_t nkb = b.num_kblocks();
   if (nkb == 0 && !accumulate)
-    for (index_t g = 0; g < b.groups; ++g) {
+    for (index_t g = g0; g < g1; ++g) {
       const index_t c0 = q0 * b.nr, c1 = std::min(b.group_n, q1 * b.nr);
       for (index_t i = 0; i < M; ++i) std::memset(c_rows[i] + g * b.group_n + c0, 0, (c1 - c0) * sizeof(T));
     }
   for (index_t kb = 0; kb < nkb; ++kb) {
     const index_t kc = b.kblock_len(kb);
     for (index_t i = 0; i < M; ++i) a_rows[i] = a.data + a.rows.offset(i) + kb * b.kc;
-    for (index_t g = 0; g < b.groups; ++g) {
+    for (index_t g = g0; g < g1; ++g) {
       const index_t c0 = q0 * b.nr, c1 = std::min(b.group_n, q1 * b.nr);
       if (c1 <= c0) continue;
       ker.gemv(M, c1 - c0, kc, a_rows, b.panel(kb, g, q0), kc * b.nr, c_rows, g * b.group_n + c0,
@@ -505,9 +507,9 @@ void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatV
   template void gemm_prepacked<T>(const PackedA<T>&, const PackedB<T>&, index_t, index_t,         \
                                   const MatView<T>&, bool);                                       \
   template void gemm_packed<T>(const MatView<const T>&, const PackedB<T>&, index_t, index_t,      \
-                               const MatView<T>&, bool, T*);                                      \
+                               const MatView<T>&, bool, T*, index_t, index_t);                    \
   template void gemv_packed<T>(const MatView<const T>&, const PackedB<T>&, index_t, index_t,      \
-                               const MatView<T>&, bool);                                          \
+                               const MatView<T>&, bool, index_t, index_t);                        \
   template void gemm_team<T>(const MatView<const T>&, const MatView<const T>&, const MatView<T>&, \
                              bool, int, int);                                                     \
   template void gemm<T>(const MatView<const T>&, const MatView<const T>&, const MatView<T>&, bool, \

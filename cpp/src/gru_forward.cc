@@ -1,6 +1,7 @@
 // GRU forward. reset_after=True runs on run_forward with the iteration GEMM writing h@R to its own
 // buffer (r multiplies only the recurrent part of the candidate). reset_after=False needs r before
-// the candidate's recurrent product, so each step has two GEMM phases and two barriers:
+// the candidate's recurrent product, so each step has two GEMM phases and two barriers (both take
+// the layer's WeightPack and run as matrix-vector products for few rows, as run_forward does):
 //   1. pre_zr += h_{t-1} @ R_zr; z, r; rh = r * h_{t-1}        barrier
 //   2. rec_h = rh @ R_h; hh = act(pre_h + bias_h + rec_h); h_t  barrier
 #include <cstring>
@@ -63,40 +64,57 @@ void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<
   auto state = [&](index_t p) -> T* {
     return a.states ? a.states + p * B * H : pingpong.data() + (p & 1) * B * H;
   };
-  const int nt = recurrent_threads(2.0 * B * GH * (H + I), H, kernels<T>().nr);
-  PackedB<T> kernel_p, rec_zr, rec_h;
-  packed_b_prepare(kernel_p, I, H, 3);
-  packed_b_prepare(rec_zr, H, H, 2);
-  packed_b_prepare(rec_h, H, H, 1);
+  // At most kGemvMaxRows rows: both phases as matrix-vector products on the packed weights.
+  const bool few_rows = B <= kGemvMaxRows;
+  const int nt = few_rows ? gemv_partition((T_ == 1 ? I + H : H) * GH * sizeof(T), H, ker.nr).threads
+                          : recurrent_threads(2.0 * B * GH * (H + I), H, ker.nr);
+  // kernel (I, 3H) and recurrent_kernel (H, 3H) as three gate groups z | r | h on panel
+  // boundaries: phase 1 multiplies by groups [0, 2), phase 2 by group 2. From the layer's
+  // WeightPack when it has one (inference), else packed here.
+  const std::shared_ptr<const PackedWeights<T>> prepacked = a.pack ? a.pack->get(3) : nullptr;
+  PackedB<T> own_kernel, own_recurrent;
+  if (!prepacked) {
+    packed_b_prepare(own_kernel, I, H, 3);
+    packed_b_prepare(own_recurrent, H, H, 3);
+  }
+  const PackedB<T>& kernel_p = prepacked ? prepacked->kernel : own_kernel;
+  const PackedB<T>& rec_p = prepacked ? prepacked->recurrent : own_recurrent;
   const index_t chunk = a.gates ? T_ : std::max<index_t>(1, std::min<index_t>(T_, (512 + B - 1) / B));
   Buffer<T> scratch(a.gates ? 1 : chunk * B * GH);
-  Buffer<T> rh_step(a.extra ? 1 : B * H), rec(B * H);
+  Buffer<T> rh_step(a.extra ? 1 : B * H), rec(B * GH);  // rec: columns [2H, 3H) = rh @ R_h
   T* pre_all = a.gates ? a.gates : scratch.data();
   const MatView<const T> kernel_v = row_major(a.kernel, I, GH, GH);
-  const MatView<const T> rec_zr_v = row_major(a.recurrent_kernel, H, 2 * H, GH);
-  const MatView<const T> rec_h_v = row_major(a.recurrent_kernel + 2 * H, H, H, GH);
+  const MatView<const T> rec_v = row_major(a.recurrent_kernel, H, GH, GH);
+  // C (+)= A @ packed groups [g0, g1) on this thread's panels
+  auto product = [&](const MatView<const T>& a_rows, const PackedB<T>& b, const Slice& u, const MatView<T>& c,
+                     bool accumulate, index_t g0, index_t g1, T* a_work) {
+    if (gemv_fits(a_rows))
+      gemv_packed(a_rows, b, u.q0, u.q1, c, accumulate, g0, g1);
+    else
+      gemm_packed(a_rows, b, u.q0, u.q1, c, accumulate, a_work, g0, g1);
+  };
 
   parallel(nt, [&](int tid, int n_threads) {
-    packed_b_fill(kernel_p, kernel_v, tid, n_threads);
-    packed_b_fill(rec_zr, rec_zr_v, tid, n_threads);
-    packed_b_fill(rec_h, rec_h_v, tid, n_threads);
-    barrier();
-    const Slice u = thread_slice(Partition{n_threads, false}, rec_h, B, H, tid, n_threads);
+    if (!prepacked) {
+      packed_b_fill(own_kernel, kernel_v, tid, n_threads);
+      packed_b_fill(own_recurrent, rec_v, tid, n_threads);
+      barrier();
+    }
+    const Slice u = thread_slice(Partition{n_threads, false}, rec_p, B, H, tid, n_threads);
     const index_t c0 = u.c0, nc = u.c1 - u.c0;
     T* a_work = packed_a_workspace<T>();
     for (index_t p0 = 0; p0 < T_; p0 += chunk) {
       const index_t steps = std::min(chunk, T_ - p0);
       T* pre_chunk = a.gates ? pre_all + p0 * B * GH : pre_all;
-      gemm_packed(sequence_rows(a.x, B, T_, I, p0, steps, a.go_backwards), kernel_p, u.q0, u.q1,
-                  row_major(pre_chunk, steps * B, GH, GH), false, a_work);
+      product(sequence_rows(a.x, B, T_, I, p0, steps, a.go_backwards), kernel_p, u,
+              row_major(pre_chunk, steps * B, GH, GH), false, 0, 3, a_work);
       for (index_t p = p0; p < p0 + steps; ++p) {
         T* pre = pre_chunk + (p - p0) * B * GH;
         const T* h_prev = state(p);
         T* h_next = state(p + 1);
         T* rh = a.extra ? a.extra + p * B * H : rh_step.data();
         // 1. z, r and rh = r * h_{t-1}
-        gemm_packed(row_major<const T>(h_prev, B, H, H), rec_zr, u.q0, u.q1, row_major(pre, B, GH, GH),
-                    true, a_work);
+        product(row_major<const T>(h_prev, B, H, H), rec_p, u, row_major(pre, B, GH, GH), true, 0, 2, a_work);
         for (index_t b = 0; b < B && nc > 0; ++b) {
           for (int g = 0; g < 2; ++g) {
             T* zg = pre + b * GH + g * H + c0;
@@ -109,8 +127,7 @@ void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<
         }
         barrier();
         // 2. hh = act(xh + bias_h + rh @ R_h), h_t
-        gemm_packed(row_major<const T>(rh, B, H, H), rec_h, u.q0, u.q1, row_major(rec.data(), B, H, H),
-                    false, a_work);
+        product(row_major<const T>(rh, B, H, H), rec_p, u, row_major(rec.data(), B, GH, GH), false, 2, 3, a_work);
         for (index_t b = 0; b < B && nc > 0; ++b) {
           const index_t row = b * H + c0;
           T* out = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
@@ -119,13 +136,13 @@ void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<
             continue;
           }
           T* hh = pre + b * GH + 2 * H + c0;
-          const T* rc = rec.data() + row;
+          const T* rc = rec.data() + b * GH + 2 * H + c0;
           for (index_t j = 0; j < nc; ++j) hh[j] += rc[j] + (a.bias ? a.bias[2 * H + c0 + j] : T(0));
           ker.activation(a.activation, hh, hh, nc);
           gru_update(pre + b * GH + c0, hh, h_prev + row, h_next + row, nc);
           if (out) std::memcpy(out, h_next + row, nc * sizeof(T));
         }
-        barrier();
+        if (p + 1 < T_) barrier();  // the region's end joins after the last step
       }
     }
   });

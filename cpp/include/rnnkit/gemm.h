@@ -44,9 +44,10 @@ void packed_b_fill(PackedB<T>& pb, const MatView<const T>& b, int tid, int nt);
 
 // C[:, g*group_n + cols of panels q0..q1) (+)= A · B for every group g: one thread's share of a
 // product with prepacked B. `a_work` holds at least packed_a_size<T>() elements.
+// Gate groups [g0, g1) only (g1 < 0: to the last), e.g. a GRU's z and r blocks without its h block.
 template <class T>
 void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, index_t q1,
-                 const MatView<T>& c, bool accumulate, T* a_work);
+                 const MatView<T>& c, bool accumulate, T* a_work, index_t g0 = 0, index_t g1 = -1);
 template <class T>
 index_t packed_a_size();
 // The calling thread's packed-A workspace (packed_a_size<T>() elements, allocated once per thread).
@@ -82,7 +83,7 @@ void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_
 // small-batch steps of a recurrence, which are bound by reading B).
 template <class T>
 void gemv_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, index_t q1,
-                 const MatView<T>& c, bool accumulate);
+                 const MatView<T>& c, bool accumulate, index_t g0 = 0, index_t g1 = -1);
 // Whether gemv_packed takes A: few rows, contiguous columns.
 template <class T>
 bool gemv_fits(const MatView<const T>& a) {

@@ -67,7 +67,7 @@ class RNN(Layer):
     weight_names = ("kernel", "recurrent_kernel", "bias")
     _training_cache_attrs = ("_cache", "_output_shape")
     _derived_attrs = ("_pack",)
-    #: inference calls reuse packed weights (GRU reset_after=False runs its own loop: no use)
+    #: inference calls reuse packed weights (set per layer at build: not for few weights)
     _uses_pack = True
     _gradient_attrs = ("grads", "d_initial_state")
 
@@ -456,7 +456,6 @@ class GRU(RNN):
                                       "reset_after": reset_after})
         self.recurrent_activation = recurrent_activation
         self.reset_after = reset_after
-        self._uses_pack = reset_after  # reset_after=False runs its own loop, which packs per call
 
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
