@@ -115,27 +115,29 @@ def test_step_returns_h_as_output_and_checks_arguments(native):
 # ------------------------------------------------------------------------------------------------
 
 @needs_native
-@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+@pytest.mark.parametrize("variant", ["simple_rnn", "lstm", "gru", "gru_reset_before"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch", [1, 2, 4, 5])
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_packed_forward_equals_reference(cell, dtype, batch, go_backwards):
+def test_packed_forward_equals_reference(variant, dtype, batch, go_backwards):
     from rnnkit import reference
+    cell = variant.split("_reset")[0]
+    extra = {"reset_after": False} if variant == "gru_reset_before" else {}
     gates = {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
     rng = np.random.default_rng(5)
     units, features, steps = 70, 300, 6   # 300: more than one packed k block; 70: a partial panel
     kernel = (rng.standard_normal((features, gates * units)) / np.sqrt(features)).astype(dtype)
     recurrent = (rng.standard_normal((units, gates * units)) / np.sqrt(units)).astype(dtype)
-    bias = rng.standard_normal((2, 3 * units) if cell == "gru" else (gates * units,)).astype(dtype)
+    bias = rng.standard_normal((2, 3 * units) if cell == "gru" and not extra else (gates * units,)).astype(dtype)
     x = rng.standard_normal((batch, steps, features)).astype(dtype)
     h0 = rng.standard_normal((batch, units)).astype(dtype)
     mask = rng.random((batch, steps)) < 0.8
     pack = ops.pack_weights(cell, kernel, recurrent)
     states = (h0, h0 * 0.5) if cell == "lstm" else (h0,)
-    kw = dict(mask=mask, go_backwards=go_backwards, training=False)
+    kw = dict(mask=mask, go_backwards=go_backwards, training=False, **extra)
     forward = getattr(ops, cell + "_forward")
     want = getattr(reference, cell + "_forward")(x, kernel, recurrent, bias, *states, mask=mask,
-                                                  go_backwards=go_backwards, training=False)
+                                                  go_backwards=go_backwards, training=False, **extra)
     previous = rnnkit.get_num_threads()
     for threads in (1, 2):
         rnnkit.set_num_threads(threads)
