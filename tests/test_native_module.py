@@ -27,7 +27,9 @@ import re
 import numpy as np
 import pytest
 
-_native = pytest.importorskip("rnnkit._native", reason="rnnkit._native is not built")
+from _native_required import import_native
+
+_native = import_native()  # skipped without it (a failure under RNNKIT_REQUIRE_NATIVE=1)
 
 B, T, I, H = 2, 3, 4, 5  # B != T so that a transposed mask has the wrong shape
 U = 6  # Dense units
@@ -634,8 +636,59 @@ def test_set_batch_lanes_modes():
 def test_peak_gflops_rejects_bad_arguments():
     with pytest.raises(ValueError, match=r"^dtype must be 'float32' or 'float64', got 'float16'"):
         _native.peak_gflops("float16", 1)
-    with pytest.raises(ValueError, match=r"^threads must be >= 1"):
-        _native.peak_gflops("float32", 0)
+    for threads in (0, -1, _native.max_threads() + 1, 2 ** 31 - 1):  # too many made OpenMP abort the process
+        with pytest.raises(ValueError, match=rf"^threads must be between 1 and {_native.max_threads()} "
+                                             rf"\(max_threads\(\)\), got {threads}$"):
+            _native.peak_gflops("float32", threads)
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: _native.activation("tanh\x00x", np.zeros(3, np.float32)), r"^name must not contain NUL"),
+    (lambda: _native.force_isa("generic\x00"), r"^name must not contain NUL"),
+    (lambda: _native.dense_forward(np.zeros((1, 2), np.float32), np.zeros((2, 3), np.float32), None, "relu\x00"),
+     r"^activation must not contain NUL"),
+])
+def test_names_with_a_nul_are_rejected(call, pattern):
+    """A NUL would cut the C string to another, valid name ("tanh\\0x" ran tanh)."""
+    with pytest.raises(ValueError, match=pattern):
+        call()
+    assert not _native.isa_supported("generic\x00")
+
+
+def _locked(a):
+    a.flags.writeable = False
+    return a
+
+
+def test_weight_pack_refuses_two_gates_and_uninitialised_instances():
+    k, rk = _locked(np.zeros((3, 10), np.float32)), _locked(np.zeros((5, 10), np.float32))
+    with pytest.raises(ValueError, match=r"^gates must be 1, 3 or 4, got 2$"):
+        _native.WeightPack(k, rk, 2)
+    bare = _native.WeightPack.__new__(_native.WeightPack)  # no __init__: reading it crashed
+    for attr in ("kernel", "recurrent_kernel", "gates", "packed_bytes"):
+        with pytest.raises(TypeError, match=r"^WeightPack is not initialised"):
+            getattr(bare, attr)
+    k4, rk4 = _locked(np.zeros((3, 20), np.float32)), _locked(np.zeros((5, 20), np.float32))
+    with pytest.raises(TypeError, match=r"^WeightPack is not initialised"):
+        _native.lstm_forward(np.zeros((1, 2, 3), np.float32), k4, rk4, None, None, None, "tanh", "sigmoid",
+                             None, False, False, True, pack=bare)
+
+
+def test_weight_pack_refuses_a_kernel_resized_after_packing():
+    """ndarray.resize(refcheck=False) moves the data: the pack would read freed memory."""
+    k, rk = np.ones((3, 20), np.float32), _locked(np.ones((5, 20), np.float32))
+    pack = _native.WeightPack(_locked(k), rk, 4)
+    x = np.ones((1, 2, 3), np.float32)
+    args = (None, None, None, "tanh", "sigmoid", None, False, False, True)
+    before = _native.lstm_forward(x, k, rk, *args, pack=pack)[1]
+    k.flags.writeable = True
+    k.resize((300, 2000), refcheck=False)
+    k.resize((3, 20), refcheck=False)
+    k[...] = 1
+    k.flags.writeable = False
+    with pytest.raises(ValueError, match=r"^pack is stale: its kernel or recurrent_kernel was resized"):
+        _native.lstm_forward(x, k, rk, *args, pack=pack)
+    np.testing.assert_array_equal(_native.lstm_forward(x, k, rk, *args, pack=_native.WeightPack(k, rk, 4))[1], before)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,14 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _native_required import native_param
+
 import rnnkit
 from rnnkit import _backend, ops
 from rnnkit.ops.recurrent import RecurrentCache
 
-_NATIVE_REASON = "rnnkit._native is not importable (extension not built): native backend not tested"
 BACKENDS = [
     "python",
-    pytest.param("native", marks=pytest.mark.skipif(not _backend.native_available(), reason=_NATIVE_REASON)),
+    native_param("native"),  # skipped without rnnkit._native; fails under RNNKIT_REQUIRE_NATIVE=1
 ]
 
 # cell -> (gates G, forward, backward, names of the initial states)

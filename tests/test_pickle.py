@@ -14,16 +14,17 @@ import pickle
 import numpy as np
 import pytest
 
+from _native_required import native_param
+
 import rnnkit
-from rnnkit import _backend, initializers
+from rnnkit import initializers
 from rnnkit.callbacks import Callback, EarlyStopping, History
 from rnnkit.layers.base import Layer
 from rnnkit.optimizers import SGD, Adam, RMSprop
 
-_NATIVE_REASON = "rnnkit._native is not importable (extension not built): native backend not tested"
 BACKENDS = [
     "python",
-    pytest.param("native", marks=pytest.mark.skipif(not _backend.native_available(), reason=_NATIVE_REASON)),
+    native_param("native"),  # skipped without rnnkit._native; fails under RNNKIT_REQUIRE_NATIVE=1
 ]
 NO_CACHE = "call the layer with training=True before backward"
 

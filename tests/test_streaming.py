@@ -12,15 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _native_required import native_param, require_native
 from numerics import assert_rel_close
 
 import rnnkit
-from rnnkit import _backend, ops
+from rnnkit import ops
 from rnnkit.layers import GRU, LSTM, SimpleRNN
 
-_NATIVE_REASON = "rnnkit._native is not importable (extension not built): native backend not tested"
-needs_native = pytest.mark.skipif(not _backend.native_available(), reason=_NATIVE_REASON)
-BACKENDS = ["python", pytest.param("native", marks=needs_native)]
+needs_native = pytest.mark.native  # skipped without rnnkit._native; fails under RNNKIT_REQUIRE_NATIVE=1
+BACKENDS = ["python", native_param("native")]
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
@@ -34,8 +34,7 @@ def backend(request):
 
 @pytest.fixture
 def native():
-    if not _backend.native_available():
-        pytest.skip(_NATIVE_REASON)
+    require_native()
     previous = rnnkit.get_backend()
     rnnkit.set_backend("native")
     yield

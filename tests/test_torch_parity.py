@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _native_required import require_native
 from numerics import assert_rel_close
 
 import rnnkit
@@ -51,8 +52,8 @@ def run_rnnkit(cell, x, kernel, recurrent_kernel, bias, h0, c0, mask, d_out, d_h
 
 @pytest.fixture(params=["python", "native"])
 def backend(request):
-    if request.param == "native" and not rnnkit._backend.native_available():
-        pytest.skip("the native module is not built")
+    if request.param == "native":
+        require_native()  # skipped without it; fails under RNNKIT_REQUIRE_NATIVE=1
     previous = rnnkit.get_backend()
     rnnkit.set_backend(request.param)
     yield request.param

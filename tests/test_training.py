@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import pytest
 
+from _native_required import require_native, skip_or_fail
 from numerics import assert_rel_close, numeric_grad
 
 import rnnkit
@@ -93,11 +94,10 @@ def test_reference_dense_matches_finite_differences(activation, use_bias):
 
 
 def _native_dense_impl():
-    if not _backend.native_available():
-        pytest.skip("native module not built")
+    require_native()
     impl = _backend._load_native()
     if not hasattr(impl, "dense_forward"):
-        pytest.skip("native module has no dense kernel")
+        skip_or_fail("native module has no dense kernel")
     return impl
 
 

@@ -6,6 +6,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <type_traits>
@@ -69,6 +71,14 @@ py::object checked(const py::object& obj, const char* name, std::initializer_lis
   return arr;
 }
 
+// An activation name; a NUL inside would make the C string a different, valid name ("tanh\0x").
+rnnkit::Activation activation_of(const std::string& value, const char* name) {
+  if (value.find('\0') != std::string::npos)
+    throw py::value_error(std::string(name) + " must not contain NUL characters, got " +
+                          std::string(py::repr(py::str(value))));
+  return rnnkit::parse_activation(value.c_str());
+}
+
 // Optional arrays are py::object's holding None when absent (a default py::array is NOT empty).
 template <class T> const T* cptr(const py::object& a) {
   return a.is_none() ? nullptr : static_cast<const T*>(py::reinterpret_borrow<py::array>(a).data());
@@ -88,9 +98,18 @@ py::object checked_mask(const py::object& obj, index_t B, index_t T) {
 // the capsule gives the block back when NumPy frees the array.
 template <class T>
 py::array_t<T> empty(std::vector<index_t> shape) {
+  // Dimensions come from the arguments: a zero-size input may carry huge ones, so the element count
+  // and byte size are computed with overflow checks (a wrapped size would allocate a small block).
   std::size_t n = 1;
-  for (index_t d : shape) n *= static_cast<std::size_t>(d);
-  const std::size_t bytes = n * sizeof(T);
+  bool overflow = false;
+  for (index_t d : shape) {
+    if (d < 0) throw py::value_error("negative dimension in result shape " + shape_str(shape));
+    overflow |= __builtin_mul_overflow(n, static_cast<std::size_t>(d), &n);
+  }
+  std::size_t bytes = 0;
+  overflow |= __builtin_mul_overflow(n, sizeof(T), &bytes);
+  if (overflow || bytes > static_cast<std::size_t>(PTRDIFF_MAX))
+    throw py::value_error("result of shape " + shape_str(shape) + " is too large to allocate");
   if (bytes < (std::size_t(1) << 20)) return py::array_t<T>(shape);
   struct Block { void* p; std::size_t bytes; };
   Block* block = new Block{rnnkit::large_alloc(bytes), bytes};
@@ -133,6 +152,11 @@ index_t units_of(const py::array& kernel, index_t gates) {
 struct PyWeightPack {
   py::array kernel, recurrent_kernel;
   index_t gates = 1;
+  // what the core pack points to: a kernel resized in place (ndarray.resize(refcheck=False)) would
+  // leave it reading freed memory, so every use checks these are unchanged
+  const void* kernel_data = nullptr;
+  const void* recurrent_kernel_data = nullptr;
+  std::vector<index_t> kernel_shape, recurrent_kernel_shape;
   std::shared_ptr<rnnkit::WeightPack<float>> f32;
   std::shared_ptr<rnnkit::WeightPack<double>> f64;
 
@@ -140,6 +164,16 @@ struct PyWeightPack {
     if constexpr (std::is_same_v<T, float>) return f32.get(); else return f64.get();
   }
 };
+
+// The PyWeightPack inside a Python WeightPack object. An instance made by WeightPack.__new__
+// without __init__ holds no value: TypeError instead of reading it.
+const PyWeightPack& pack_of(py::handle obj) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(obj.ptr());
+  auto v_h = inst->get_value_and_holder(py::detail::get_type_info(typeid(PyWeightPack)));
+  if (!v_h || !v_h.holder_constructed() || !v_h.value_ptr())
+    throw py::type_error("WeightPack is not initialised (made by __new__ without __init__)");
+  return *static_cast<const PyWeightPack*>(v_h.value_ptr());
+}
 
 template <class T>
 PyWeightPack make_pack_t(py::object kernel, py::object recurrent_kernel, index_t gates) {
@@ -153,6 +187,10 @@ PyWeightPack make_pack_t(py::object kernel, py::object recurrent_kernel, index_t
       throw py::value_error(std::string(name) + " must be read-only (flags.writeable = False): the pack "
                             "keeps using it, so it must not change while the pack exists");
   p.gates = gates;
+  p.kernel_data = p.kernel.data();
+  p.recurrent_kernel_data = p.recurrent_kernel.data();
+  p.kernel_shape.assign(p.kernel.shape(), p.kernel.shape() + p.kernel.ndim());
+  p.recurrent_kernel_shape.assign(p.recurrent_kernel.shape(), p.recurrent_kernel.shape() + p.recurrent_kernel.ndim());
   auto w = std::make_shared<rnnkit::WeightPack<T>>(I, H, static_cast<int>(gates), cptr<T>(p.kernel),
                                                    cptr<T>(p.recurrent_kernel));
   if constexpr (std::is_same_v<T, float>) p.f32 = w; else p.f64 = w;
@@ -166,10 +204,18 @@ const rnnkit::WeightPack<T>* pack_for(const py::object& pack, const py::array& k
                                       const py::array& recurrent_kernel, index_t gates) {
   if (pack.is_none()) return nullptr;
   if (!py::isinstance<PyWeightPack>(pack)) throw py::type_error("pack must be a WeightPack or None");
-  const PyWeightPack& p = pack.cast<const PyWeightPack&>();
+  const PyWeightPack& p = pack_of(pack);
   if (!p.kernel.is(kernel) || !p.recurrent_kernel.is(recurrent_kernel) || p.gates != gates)
     throw py::value_error("pack was not made from this kernel and recurrent_kernel (pass the arrays "
                           "the pack holds: pack.kernel, pack.recurrent_kernel)");
+  auto same = [](const py::array& a, const void* data, const std::vector<index_t>& shape) {
+    return a.data() == data && static_cast<std::size_t>(a.ndim()) == shape.size() &&
+           std::equal(shape.begin(), shape.end(), a.shape());
+  };
+  if (!same(p.kernel, p.kernel_data, p.kernel_shape) ||
+      !same(p.recurrent_kernel, p.recurrent_kernel_data, p.recurrent_kernel_shape))
+    throw py::value_error("pack is stale: its kernel or recurrent_kernel was resized or reallocated "
+                          "after packing; make a new WeightPack");
   const rnnkit::WeightPack<T>* w = p.get<T>();
   if (!w) throw py::value_error("pack has another dtype than kernel");
   return w;
@@ -194,7 +240,7 @@ py::tuple simple_rnn_forward_t(py::object x, py::object kernel, py::object recur
   args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
   args.bias = cptr<T>(ba); args.h0 = cptr<T>(h0a); args.mask = mask_ptr(ma);
-  args.activation = rnnkit::parse_activation(activation.c_str());
+  args.activation = activation_of(activation, "activation");
   args.go_backwards = go_backwards;
   py::object outputs = return_sequences ? py::object(empty<T>({B, T_, H})) : py::object(py::none());
   py::array h_last = empty<T>({B, H});
@@ -229,7 +275,7 @@ py::tuple simple_rnn_backward_t(py::object d_outputs, py::object d_h_last, py::o
   args.d_outputs = cptr<T>(dout); args.d_h_last = cptr<T>(dhl); args.x = cptr<T>(xa);
   args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk); args.states = cptr<T>(st);
   args.mask = mask_ptr(ma);
-  args.activation = rnnkit::parse_activation(activation.c_str());
+  args.activation = activation_of(activation, "activation");
   args.go_backwards = go_backwards;
   args.dx = mptr<T>(dx); args.d_kernel = mptr<T>(dk); args.d_recurrent_kernel = mptr<T>(drk);
   args.d_bias = mptr<T>(db); args.d_h0 = mptr<T>(dh0);
@@ -260,8 +306,8 @@ py::tuple lstm_forward_t(py::object x, py::object kernel, py::object recurrent_k
   args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
   args.bias = cptr<T>(ba); args.h0 = cptr<T>(h0a); args.c0 = cptr<T>(c0a); args.mask = mask_ptr(ma);
-  args.activation = rnnkit::parse_activation(activation.c_str());
-  args.recurrent_activation = rnnkit::parse_activation(recurrent_activation.c_str());
+  args.activation = activation_of(activation, "activation");
+  args.recurrent_activation = activation_of(recurrent_activation, "recurrent_activation");
   args.go_backwards = go_backwards;
   py::object outputs = return_sequences ? py::object(empty<T>({B, T_, H})) : py::object(py::none());
   py::array h_last = empty<T>({B, H}), c_last = empty<T>({B, H});
@@ -306,8 +352,8 @@ py::tuple lstm_backward_t(py::object d_outputs, py::object d_h_last, py::object 
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
   args.h_states = cptr<T>(hs); args.c_states = cptr<T>(cs); args.gates = cptr<T>(gates);
   args.mask = mask_ptr(ma);
-  args.activation = rnnkit::parse_activation(activation.c_str());
-  args.recurrent_activation = rnnkit::parse_activation(recurrent_activation.c_str());
+  args.activation = activation_of(activation, "activation");
+  args.recurrent_activation = activation_of(recurrent_activation, "recurrent_activation");
   args.go_backwards = go_backwards;
   args.dx = mptr<T>(dx); args.d_kernel = mptr<T>(dk); args.d_recurrent_kernel = mptr<T>(drk);
   args.d_bias = mptr<T>(db); args.d_h0 = mptr<T>(dh0); args.d_c0 = mptr<T>(dc0);
@@ -337,8 +383,8 @@ py::tuple gru_forward_t(py::object x, py::object kernel, py::object recurrent_ke
   args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
   args.bias = cptr<T>(ba); args.h0 = cptr<T>(h0a); args.mask = mask_ptr(ma);
-  args.activation = rnnkit::parse_activation(activation.c_str());
-  args.recurrent_activation = rnnkit::parse_activation(recurrent_activation.c_str());
+  args.activation = activation_of(activation, "activation");
+  args.recurrent_activation = activation_of(recurrent_activation, "recurrent_activation");
   args.reset_after = reset_after;
   args.go_backwards = go_backwards;
   py::object outputs = return_sequences ? py::object(empty<T>({B, T_, H})) : py::object(py::none());
@@ -384,8 +430,8 @@ py::tuple gru_backward_t(py::object d_outputs, py::object d_h_last, py::object x
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
   args.states = cptr<T>(st); args.gates = cptr<T>(gates); args.extra = cptr<T>(extra);
   args.mask = mask_ptr(ma);
-  args.activation = rnnkit::parse_activation(activation.c_str());
-  args.recurrent_activation = rnnkit::parse_activation(recurrent_activation.c_str());
+  args.activation = activation_of(activation, "activation");
+  args.recurrent_activation = activation_of(recurrent_activation, "recurrent_activation");
   args.reset_after = reset_after;
   args.go_backwards = go_backwards;
   args.dx = mptr<T>(dx); args.d_kernel = mptr<T>(dk); args.d_recurrent_kernel = mptr<T>(drk);
@@ -425,7 +471,7 @@ py::array dense_forward_t(py::object x, py::object kernel, py::object bias, cons
   py::array xa = checked<T>(x, "x", {-1, I}).template cast<py::array>();
   py::object ba = checked<T>(bias, "bias", {U}, true);
   const index_t N = xa.shape(0);
-  const rnnkit::Activation act = rnnkit::parse_activation(activation.c_str());
+  const rnnkit::Activation act = activation_of(activation, "activation");
   py::array y = empty<T>({N, U});
   T* yp = mptr<T>(y);
   const T* bp = cptr<T>(ba);
@@ -448,7 +494,7 @@ template <class T>
 py::array activation_t(const std::string& name, py::object x) {
   py::array xa = checked<T>(x, "x", {-1}).template cast<py::array>();
   py::array y = empty<T>({xa.shape(0)});
-  const rnnkit::Activation act = rnnkit::parse_activation(name.c_str());
+  const rnnkit::Activation act = activation_of(name, "name");
   rnnkit::kernels<T>().activation(act, cptr<T>(xa), mptr<T>(y), xa.shape(0));
   return y;
 }
@@ -470,16 +516,19 @@ PYBIND11_MODULE(_native, m) {
                            "kernel (I, G*H) and recurrent_kernel (H, G*H), both read-only, packed once "
                            "for the inference calls of *_forward(..., pack=)")
       .def(py::init([](py::object kernel, py::object recurrent_kernel, index_t gates) {
-             if (gates < 1 || gates > 4) throw py::value_error("gates must be 1, 3 or 4, got " + std::to_string(gates));
+             if (gates != 1 && gates != 3 && gates != 4)
+               throw py::value_error("gates must be 1, 3 or 4, got " + std::to_string(gates));
              return by_dtype(kernel, "kernel", [&](auto tag) {
                return make_pack_t<decltype(tag)>(kernel, recurrent_kernel, gates);
              });
            }),
            py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("gates"))
-      .def_readonly("kernel", &PyWeightPack::kernel)
-      .def_readonly("recurrent_kernel", &PyWeightPack::recurrent_kernel)
-      .def_readonly("gates", &PyWeightPack::gates)
-      .def_property_readonly("packed_bytes", [](const PyWeightPack& p) {
+      // self as a handle: pack_of refuses an uninitialised instance (a reference to it would crash)
+      .def_property_readonly("kernel", [](py::handle self) { return pack_of(self).kernel; })
+      .def_property_readonly("recurrent_kernel", [](py::handle self) { return pack_of(self).recurrent_kernel; })
+      .def_property_readonly("gates", [](py::handle self) { return pack_of(self).gates; })
+      .def_property_readonly("packed_bytes", [](py::handle self) {
+        const PyWeightPack& p = pack_of(self);
         return p.f32 ? p.f32->packed_bytes() : p.f64->packed_bytes();
       }, "bytes of the panel layouts made so far (they are made on first use)");
 
@@ -599,8 +648,15 @@ PYBIND11_MODULE(_native, m) {
   m.def("get_num_threads", &rnnkit::get_num_threads);
   m.def("have_openmp", &rnnkit::have_openmp);
   m.def("isa", []() { return std::string(rnnkit::active_isa()); }, "the ISA whose kernels run");
-  m.def("isa_supported", [](const std::string& n) { return rnnkit::isa_supported(n.c_str()); }, py::arg("name"));
-  m.def("force_isa", [](const std::string& n) { rnnkit::force_isa(n.c_str()); }, py::arg("name"),
+  // names with a NUL inside would name another ISA as C strings ("avx2\0x")
+  m.def("isa_supported", [](const std::string& n) {
+    return n.find('\0') == std::string::npos && rnnkit::isa_supported(n.c_str());
+  }, py::arg("name"));
+  m.def("force_isa", [](const std::string& n) {
+    if (n.find('\0') != std::string::npos)
+      throw py::value_error("name must not contain NUL characters, got " + std::string(py::repr(py::str(n))));
+    rnnkit::force_isa(n.c_str());
+  }, py::arg("name"),
         "switch ISA for the rest of the process; not while kernels run on other threads");
   m.def("release_cached_blocks", &rnnkit::release_cached_blocks,
         "return the cached large blocks (freed results and workspaces) to the system");
@@ -622,7 +678,10 @@ PYBIND11_MODULE(_native, m) {
         [](const std::string& dtype, int threads) {
           if (dtype != "float32" && dtype != "float64")
             throw py::value_error("dtype must be 'float32' or 'float64', got '" + dtype + "'");
-          if (threads < 1) throw py::value_error("threads must be >= 1");
+          // bounded like set_num_threads: far more threads than cores makes the OpenMP runtime abort
+          if (threads < 1 || threads > rnnkit::max_threads())
+            throw py::value_error("threads must be between 1 and " + std::to_string(rnnkit::max_threads()) +
+                                  " (max_threads()), got " + std::to_string(threads));
           py::gil_scoped_release release;
           return rnnkit::measure_peak_gflops(dtype == "float64", threads);
         },

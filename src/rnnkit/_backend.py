@@ -12,6 +12,11 @@ Selection at import time:
   exactly one ``RuntimeWarning`` giving the reason.
 - any other value: a ``RuntimeWarning`` and the default above.
 
+``RNNKIT_REQUIRE_NATIVE=1`` (any value but empty, ``0``, ``false``, ``no``, ``off``): the native
+module must import, whatever ``RNNKIT_BACKEND`` says; if it does not, ``import rnnkit`` raises
+ImportError naming the variable and the reason instead of falling back (CI sets it, so that a broken
+build fails instead of testing the reference twice).
+
 The native module is imported at most once per process; a failed import is remembered, not retried.
 """
 
@@ -25,6 +30,7 @@ from ._validation import check_positive_int
 
 BACKENDS = ("native", "python")
 ENV_VAR = "RNNKIT_BACKEND"
+REQUIRE_ENV_VAR = "RNNKIT_REQUIRE_NATIVE"
 
 _UNSET = object()
 _native_ops = _UNSET  # the rnnkit._native_ops module, None after a failed import, _UNSET before trying
@@ -64,6 +70,11 @@ def _check_forced_isa() -> None:
         warnings.warn(
             f"rnnkit: RNNKIT_ISA={wanted!r} is not available (expected generic, avx2 or avx512 "
             f"supported by this CPU); using {native.isa()!r}", RuntimeWarning, stacklevel=3)
+
+
+def native_required() -> bool:
+    """True when ``RNNKIT_REQUIRE_NATIVE`` is set to anything but empty, 0, false, no or off."""
+    return os.environ.get(REQUIRE_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _reference():
@@ -165,6 +176,12 @@ def _init_from_environment() -> None:
             stacklevel=2,
         )
         requested = ""
+    if native_required() and _load_native() is None:
+        raise ImportError(
+            f"rnnkit: {REQUIRE_ENV_VAR}={os.environ[REQUIRE_ENV_VAR]!r} but the native module "
+            f"rnnkit._native cannot be imported ({_native_error}); build it (pip install .) or unset "
+            f"{REQUIRE_ENV_VAR} to fall back to the NumPy reference"
+        )
     if requested != "python":
         module = _load_native()
         if module is not None:
