@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
+from torch._C import _functions as _torch_functions
 
 from rnnkit import ops
 from rnnkit.torch import _mapping
@@ -85,6 +85,11 @@ def infer(spec, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     return out, h, c
 
 
+_DOUBLE_BACKWARD = (b"rnnkit.torch does not support double backward (differentiating a gradient of its "
+                    b"RNN/LSTM/GRU modules): rnnkit's BPTT runs natively and is not differentiable; "
+                    b"use torch.nn's module for higher-order gradients")
+
+
 class _CacheHolder:
     __slots__ = ("cache", "__weakref__")
 
@@ -120,8 +125,20 @@ class RecurrentFunction(torch.autograd.Function):
         return out, h, c
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, d_out, d_h, d_c):
+        create_graph = torch.is_grad_enabled()  # backward(create_graph=True) runs with grad mode on
+        with torch.no_grad():
+            grads = RecurrentFunction._backward(ctx, d_out, d_h, d_c)
+        if not create_graph:
+            return grads
+        # rnnkit's BPTT is not itself differentiable: gradients computed with create_graph=True
+        # require grad, and differentiating them raises this error (as @once_differentiable does,
+        # but also when the incoming gradients do not require grad)
+        err_fn = _torch_functions.DelayedError(_DOUBLE_BACKWARD, len(grads))
+        return err_fn(*[None if g is None else g.detach().requires_grad_(True) for g in grads])
+
+    @staticmethod
+    def _backward(ctx, d_out, d_h, d_c):
         ctx.saved_tensors  # noqa: B018 -- raises if x changed in place, or on a second backward
         spec, cache = ctx.spec, ctx.holder.cache
         cell = spec.cell
