@@ -346,3 +346,26 @@ def test_import_rnnkit_does_not_import_torch():
     code = "import sys, rnnkit, rnnkit.ops; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_inference_weights_follow_every_kind_of_parameter_write():
+    """Inference calls keep converted, packed weights between calls; any change of a parameter —
+    optimizer step, load_state_dict, or a write through .data / NumPy that PyTorch's version counter
+    does not see — must show in the next call."""
+    torch.manual_seed(13)
+    reference, ours = pair("LSTM", torch.float32, num_layers=2)
+    x = torch.randn(T, 1, I)
+
+    def check():
+        with torch.no_grad():
+            assert_close(ours(x)[0], reference(x)[0], 1e-5, "output")
+
+    check()
+    check()  # the kept weights
+    for module in (reference, ours):
+        module.weight_hh_l1.data.mul_(0.5)            # no version bump
+        module.bias_ih_l0.detach().numpy()[:] += 0.25  # no version bump either
+    check()
+    reference.load_state_dict(getattr(torch.nn, "LSTM")(I, H, num_layers=2).state_dict())
+    ours.load_state_dict(reference.state_dict())
+    check()

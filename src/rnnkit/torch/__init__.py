@@ -181,7 +181,7 @@ class _RnnkitRNNBase:
                 if needs_grad:
                     out, h, c = RecurrentFunction.apply(spec, layer_input, h0, c0, w_ih, w_hh, b_ih, b_hh)
                 else:
-                    out, h, c = infer(spec, layer_input, h0, c0, w_ih, w_hh, b_ih, b_hh)
+                    out, h, c = infer(spec, layer_input, h0, c0, w_ih, w_hh, b_ih, b_hh, self, k)
                 if direction == 1:
                     out = out.flip(1)  # processing order -> input time order, as torch.nn returns it
                 outputs.append(out)

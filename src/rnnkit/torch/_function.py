@@ -17,6 +17,7 @@ import torch
 from torch._C import _functions as _torch_functions
 
 from rnnkit import ops
+from rnnkit.ops.pack import WeightPack
 from rnnkit.torch import _mapping
 
 _FORWARD = {"simple_rnn": ops.simple_rnn_forward, "lstm": ops.lstm_forward, "gru": ops.gru_forward}
@@ -79,10 +80,59 @@ def _call(spec: Spec, x, h0, c0, w_ih, w_hh, b_ih, b_hh, training: bool):
     return _tensor(out), _tensor(h), _tensor(c), cache
 
 
-def infer(spec, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-    """Inference: no cache, no autograd graph."""
-    out, h, c, _ = _call(spec, x, h0, c0, w_ih, w_hh, b_ih, b_hh, training=False)
-    return out, h, c
+class _InferenceWeights:
+    """The converted weights of one layer and direction for inference calls, with their native
+    packed layouts (a WeightPack) and a copy of the PyTorch parameters they were made from."""
+
+    __slots__ = ("source", "kernel", "recurrent_kernel", "bias", "pack")
+
+    def __init__(self, cell, params):
+        with torch.no_grad():
+            self.source = tuple(None if p is None else p.detach().clone() for p in params)
+            w_ih, w_hh, b_ih, b_hh = self.source
+            kernel = _mapping.to_kernel(cell, w_ih).numpy()
+            recurrent_kernel = _mapping.to_kernel(cell, w_hh).numpy()
+            bias = _mapping.to_bias(cell, b_ih, b_hh)
+        kernel.flags.writeable = False
+        recurrent_kernel.flags.writeable = False
+        self.kernel, self.recurrent_kernel = kernel, recurrent_kernel
+        self.bias = None if bias is None else bias.numpy()
+        self.pack = WeightPack._of_locked(cell, kernel, recurrent_kernel)
+
+    def matches(self, params) -> bool:
+        """True if every parameter still equals the copy (a full comparison, not a version check:
+        writes through ``param.data`` or NumPy views do not bump PyTorch's version counters)."""
+        return all((p is None) == (s is None) and (p is None or (p.shape == s.shape and torch.equal(p.detach(), s)))
+                   for p, s in zip(params, self.source))
+
+
+# module -> {layer-direction index: _InferenceWeights}; entries die with their module
+_inference_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def infer(spec, x, h0, c0, w_ih, w_hh, b_ih, b_hh, module=None, index=0):
+    """Inference: no cache, no autograd graph. With ``module``, the converted and packed weights are
+    kept between calls (keyed by ``module`` and ``index``) while the parameters stay equal."""
+    if module is None:
+        out, h, c, _ = _call(spec, x, h0, c0, w_ih, w_hh, b_ih, b_hh, training=False)
+        return out, h, c
+    params = (w_ih, w_hh, b_ih, b_hh)
+    entries = _inference_weights.setdefault(module, {})
+    entry = entries.get(index)
+    if entry is None or not entry.matches(params):
+        entry = entries[index] = _InferenceWeights(spec.cell, params)
+    args = dict(activation=spec.activation, go_backwards=spec.go_backwards, lengths=spec.lengths,
+                training=False, pack=entry.pack)
+    weights = (_np(x), entry.kernel, entry.recurrent_kernel, entry.bias)
+    if spec.cell == "lstm":
+        out, h, c, _ = ops.lstm_forward(*weights, _np(h0), _np(c0), **args)
+    elif spec.cell == "gru":
+        out, h, _ = ops.gru_forward(*weights, _np(h0), reset_after=True, **args)
+        c = None
+    else:
+        out, h, _ = ops.simple_rnn_forward(*weights, _np(h0), **args)
+        c = None
+    return _tensor(out), _tensor(h), _tensor(c)
 
 
 _DOUBLE_BACKWARD = (b"rnnkit.torch does not support double backward (differentiating a gradient of its "
