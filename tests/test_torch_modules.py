@@ -369,3 +369,14 @@ def test_inference_weights_follow_every_kind_of_parameter_write():
     reference.load_state_dict(getattr(torch.nn, "LSTM")(I, H, num_layers=2).state_dict())
     ours.load_state_dict(reference.state_dict())
     check()
+
+
+def test_bench_torch_modules_smoke(capsys):
+    from rnnkit import bench
+
+    assert bench.main(["--torch-modules", "--cells", "simple_rnn", "--sizes", "seed-numpy",
+                       "--parts", "train", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| train | RNN | seed-numpy | 32, 100, 32, 64 |" in out
+    with pytest.raises(SystemExit):
+        bench.main(["--torch-modules", "--parts", "nope"])
