@@ -326,13 +326,18 @@ def test_errors_devices_and_dtypes():
         ours(torch.randn(T, B, I), torch.zeros(1, B + 1, H))
 
 
-def test_threads_follow_torch_unless_set():
+def test_threads_follow_torch_unless_set(monkeypatch):
     previous = torch.get_num_threads()
+    native_previous = rnnkit.get_num_threads()
+    monkeypatch.setattr(rnnkit._backend, "_requested_threads", None)  # as if never set explicitly
     try:
         torch.set_num_threads(1)
         assert rt.get_num_threads() == 1
         rt.LSTM(I, H)(torch.randn(T, B, I))
         assert rnnkit.get_num_threads() == 1
+        monkeypatch.setattr(rnnkit._backend, "_requested_threads", 2)  # rnnkit.set_num_threads(2) wins
+        assert rt.get_num_threads() == 2
+        monkeypatch.setattr(rnnkit._backend, "_requested_threads", None)
         rt.set_num_threads(2)
         assert rt.get_num_threads() == 2
         with pytest.raises(ValueError):
@@ -340,6 +345,7 @@ def test_threads_follow_torch_unless_set():
     finally:
         rt.set_num_threads(None)
         torch.set_num_threads(previous)
+        rnnkit._backend._load_native().set_num_threads(native_previous)
 
 
 def test_import_rnnkit_does_not_import_torch():
