@@ -12,6 +12,7 @@ timed three ways, never overlapping:
    another separate process (``python -m rnnkit._bench_ort``) after PyTorch's, for the same reason.
 
 ``--latency`` prints the serving-size latency table instead (``rnnkit._bench_latency``).
+``--torch-modules`` times rnnkit.torch against torch.nn instead (``rnnkit._bench_torch_modules``, own options).
 
 Shape letters: B batch, T time steps, I input features, H units, G gates (SimpleRNN 1, GRU 3, LSTM 4).
 FLOPs of one forward pass: ``2·B·T·G·H·(I + H)``; forward + backward is counted as 3× that.
@@ -282,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serving sizes: whole-sequence inference and streaming (one step per call) of rnnkit vs "
         "PyTorch vs ONNX Runtime, against the physical floor and the targets; replaces the main table")
     latency.add_argument("--latency", action="store_true", help="print the latency table instead")
+    parser.add_argument("--torch-modules", action="store_true",
+                        help="time rnnkit.torch vs torch.nn modules instead (other options: "
+                             "python -m rnnkit._bench_torch_modules --help)")
     latency.add_argument("--latency-units", default="256,512,1024",
                          help="comma list of H (= I) (default: 256,512,1024)")
     latency.add_argument("--latency-batches", default="1,4", help="comma list of B (default: 1,4)")
@@ -744,6 +748,10 @@ def _describe_environment(env: dict) -> str:
 
 def main(argv=None) -> int:
     """Run the benchmark; 0 on success, 1 if a measurement failed, 2 (SystemExit) on bad arguments."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--torch-modules" in argv:  # its own table and options
+        argv.remove("--torch-modules")
+        return importlib.import_module("rnnkit._bench_torch_modules").main(argv)
     args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
