@@ -24,7 +24,7 @@ I, H, T, B = 5, 6, 7, 3
 
 
 def rel(a, b):
-    """‖a − b‖ / ‖b‖ (SEMANTICS.md), in float64."""
+    """‖a − b‖ / ‖b‖ (docs/SPEC.md §14), in float64."""
     a, b = a.detach().double(), b.detach().double()
     return float((a - b).norm() / max(float(b.norm()), 1e-300))
 

@@ -1,4 +1,4 @@
-"""PyTorch <-> rnnkit weight layouts (shared/SEMANTICS.md, "Mapping to other libraries").
+"""PyTorch <-> rnnkit weight layouts (docs/SPEC.md §16).
 
 PyTorch keeps per layer and direction ``weight_ih`` (G·H, I), ``weight_hh`` (G·H, H) and two biases
 ``bias_ih``, ``bias_hh`` (G·H,); rnnkit's kernels take the Keras layout: ``kernel`` (I, G·H) =
