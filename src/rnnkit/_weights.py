@@ -61,7 +61,7 @@ def is_locked(array) -> bool:
 
 
 def stamps(arrays) -> tuple:
-    """The current stamps of ``arrays`` (None for an array that is not locked)."""
+    """The current stamps of ``arrays`` (None for an array that is not locked, or is being written)."""
     return tuple(_stamps.get(id(a)) if _arrays.get(id(a)) is a else None for a in arrays)
 
 
@@ -70,6 +70,10 @@ def unlocked(arrays):
     """Let rnnkit write into the locked ``arrays`` inside the block; they get new stamps after it
     (also when the block raises: a partial write is still a change)."""
     arrays = [a for a in arrays if is_locked(a)]
+    with _lock:
+        for a in arrays:  # no stamp while being written: no pack is made of a half-written array
+            _stamps[id(a)] = None
+        _new_stamp()
     for a in arrays:
         a.flags.writeable = True
     try:

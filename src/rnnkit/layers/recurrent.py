@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _backend
 from .. import _weights as weight_locks
 from .. import initializers, ops
 from ..ops.pack import WeightPack
@@ -182,8 +183,15 @@ class RNN(Layer):
         stamps = weight_locks.stamps((kernel, recurrent_kernel))
         if None in stamps:  # not locked (cannot happen through the public API): no pack
             return None
-        pack = cached[2] if cached is not None and cached[1] == stamps else \
-            WeightPack._of_locked(self.cell, kernel, recurrent_kernel)
+        if cached is not None and cached[1] == stamps:
+            pack = cached[2]
+        else:
+            pack = WeightPack._of_locked(self.cell, kernel, recurrent_kernel)
+            if _backend.get_backend() == "native":
+                try:  # the native pack insists on read-only arrays: another thread may be writing them
+                    pack.native()
+                except ValueError:
+                    return None  # this call runs unpacked; the writer's new stamps bring a new pack
         self._pack = (epoch, stamps, pack)
         return pack
 
