@@ -150,7 +150,26 @@ def _prepare(gates, x, kernel, recurrent_kernel, bias, states, mask, lengths, re
         mask = lengths_to_mask(lengths, batch, time)
     elif mask is not None:
         mask = canonical_mask(mask, batch, time)
+    if mask is not None:
+        x = _zero_masked_non_finite(x, mask)
     return dtype, x, kernel, recurrent_kernel, bias, states, mask, units
+
+
+def _zero_masked_non_finite(x, mask):
+    """x with zeros at the masked steps if any of them holds NaN or ±Inf; else x itself.
+
+    A masked step contributes nothing to any result or gradient (docs/SPEC.md §7.2, §11.1), but IEEE
+    arithmetic would still carry a NaN/Inf input of a masked step into the gradients (0 · NaN = NaN
+    in ``x_tᵀ · dG_t``, and into the gates cached for backward). The values at masked steps are never
+    used otherwise, so replacing them changes nothing else; finite inputs pass without a copy, and
+    the caller's array is never modified.
+    """
+    masked = ~mask
+    if not masked.any() or np.isfinite(x[masked]).all():
+        return x
+    x = x.copy()
+    x[masked] = 0
+    return x
 
 
 _FLOAT_DTYPES = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
