@@ -88,7 +88,7 @@ Settings parse_settings(const EnvLookup& lookup) {
       if (*end == '\0' && parsed >= 0)  // NaN fails the comparison
         s.parallel_min_flops = parsed;
       else
-        problems.push_back({name, raw, "a number >= 0 (FLOPs per step, e.g. 1e6; inf: always serial)",
+        problems.push_back({name, raw, "a number >= 0, e.g. 250000, 1e6 or inf",
                             format_number(s.parallel_min_flops)});
     }
   }
@@ -105,7 +105,7 @@ Settings parse_settings(const EnvLookup& lookup) {
           static_cast<unsigned long long>(mb) <= (SIZE_MAX >> 20))
         s.cache_mb = static_cast<std::size_t>(mb);
       else
-        problems.push_back({name, raw, "a whole number of MiB >= 0 (0 disables the cache)",
+        problems.push_back({name, raw, "a whole number of MiB >= 0 (0: no cache)",
                             std::to_string(s.cache_mb)});
     }
   }
