@@ -308,7 +308,7 @@ def build_calls():
         variants += extra_arguments(list(params.values()))
         add(name, fn, variants)
     for name in ("max_threads", "get_num_threads", "have_openmp", "isa", "release_cached_blocks",
-                 "cached_block_bytes"):
+                 "cached_block_bytes", "settings", "settings_problems"):
         fn = getattr(_native, name)
         variants = extra_arguments([])
         variants += [(f"keyword {short(v)}", {"n": v}) for v in EXTRA_VALUES]

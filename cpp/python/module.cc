@@ -20,6 +20,7 @@
 #include "rnnkit/kernels.h"
 #include "rnnkit/gru.h"
 #include "rnnkit/lstm.h"
+#include "rnnkit/settings.h"
 #include "rnnkit/simple_rnn.h"
 #include "rnnkit/threading.h"
 #include "rnnkit/weight_pack.h"
@@ -674,6 +675,32 @@ PYBIND11_MODULE(_native, m) {
         py::arg("mode"),
         "batch-lane forward path for few-unit cells: 'auto' (by shape), 'on' or 'off'; returns "
         "the previous mode (tests and benchmarks; not while kernels run on other threads)");
+  m.def("settings",
+        []() {
+          const rnnkit::Settings& s = rnnkit::settings();
+          py::dict d;
+          d["RNNKIT_ISA"] = s.isa;
+          d["RNNKIT_BATCH_LANES"] = rnnkit::kBatchLanesNames[s.batch_lanes];
+          d["RNNKIT_RECURRENT_SPLIT"] = rnnkit::kRecurrentSplitNames[s.recurrent_split];
+          d["RNNKIT_PARALLEL_MIN_FLOPS"] = s.parallel_min_flops;
+          d["RNNKIT_CACHE_MB"] = s.cache_mb;
+          return d;
+        },
+        "the effective values of the RNNKIT_* variables the C++ core read at start-up (the defaults "
+        "where unset or invalid; force_isa and set_batch_lanes do not change them)");
+  m.def("settings_problems",
+        []() {
+          py::list out;
+          for (const rnnkit::SettingProblem& p : rnnkit::settings().problems) {
+            // decoded as os.environ does (surrogateescape), so that any bytes round-trip
+            PyObject* value = PyUnicode_DecodeFSDefaultAndSize(p.value.data(), py::ssize_t(p.value.size()));
+            if (!value) throw py::error_already_set();
+            out.append(py::make_tuple(p.name, py::reinterpret_steal<py::str>(value), p.accepted, p.used));
+          }
+          return out;
+        },
+        "the RNNKIT_* variables whose value the C++ core did not accept: (name, value, accepted, "
+        "used instead) tuples; rnnkit warns about each when it loads this module");
   m.def("peak_gflops",
         [](const std::string& dtype, int threads) {
           if (dtype != "float32" && dtype != "float64")

@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 #include "rnnkit/gemm.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/sequence.h"
+#include "rnnkit/settings.h"
 #include "rnnkit/threading.h"
 
 namespace rnnkit {
@@ -18,12 +17,7 @@ namespace {
 constexpr index_t kBatchLaneMaxColumns = 32;  // G·H
 
 std::atomic<int>& mode_slot() {
-  static std::atomic<int> mode{[] {
-    const char* env = std::getenv("RNNKIT_BATCH_LANES");
-    if (env && !std::strcmp(env, "on")) return 1;
-    if (env && !std::strcmp(env, "off")) return 2;
-    return 0;  // unset or anything else: auto
-  }()};
+  static std::atomic<int> mode{settings().batch_lanes};  // RNNKIT_BATCH_LANES: 0 auto, 1 on, 2 off
   return mode;
 }
 }  // namespace

@@ -1,11 +1,11 @@
 // Run-time ISA selection: one build runs on any x86-64; RNNKIT_ISA forces a path.
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "rnnkit/kernels.h"
+#include "rnnkit/settings.h"
 
 namespace rnnkit {
 namespace {
@@ -44,13 +44,10 @@ Isa best() {
 }
 
 Isa initial() {
+  // settings() keeps only an ISA the CPU supports; an unknown or unsupported RNNKIT_ISA is one of
+  // its problems (rnnkit warns about it at import) and means auto: the best path.
   Isa forced;
-  const char* env = std::getenv("RNNKIT_ISA");
-  if (env && *env) {
-    if (parse(env, &forced) && cpu_has(forced)) return forced;
-    // An unknown or unsupported request falls back to the best path; rnnkit warns about it at
-    // import (rnnkit._backend compares RNNKIT_ISA with rnnkit._native.isa()).
-  }
+  if (parse(settings().isa.c_str(), &forced)) return forced;
   return best();
 }
 

@@ -3,22 +3,13 @@
 #include "rnnkit/sequence.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
+#include "rnnkit/settings.h"
 #include "rnnkit/threading.h"
 
 namespace rnnkit {
 
-double parallel_min_flops() {
-  static const double v = [] {
-    const char* env = std::getenv("RNNKIT_PARALLEL_MIN_FLOPS");
-    char* end = nullptr;
-    const double parsed = env && *env ? std::strtod(env, &end) : -1.0;
-    return (end && *end == '\0' && parsed >= 0) ? parsed : 1.0e6;  // malformed: the default
-  }();
-  return v;
-}
+double parallel_min_flops() { return settings().parallel_min_flops; }
 
 int recurrent_threads(double step_flops, index_t units, int nr) {
   int nt = get_num_threads();
@@ -32,13 +23,7 @@ Partition partition(index_t batch, index_t steps, index_t units, index_t gates, 
                     double step_flops, int nr) {
   const int all = get_num_threads();
   if (all == 1) return Partition{1, false};
-  static const int forced = [] {  // 0 auto, 1 batch, 2 units
-    const char* env = std::getenv("RNNKIT_RECURRENT_SPLIT");
-    if (!env) return 0;
-    if (!std::strcmp(env, "batch")) return 1;
-    if (!std::strcmp(env, "units")) return 2;
-    return 0;
-  }();
+  const int forced = settings().recurrent_split;  // RNNKIT_RECURRENT_SPLIT: 0 auto, 1 batch, 2 units
   // A batch split has no barrier in the time loop: it pays off once the whole sequence is worth a
   // parallel region (20x the per-step threshold: tens of µs of GEMM), while every thread streams
   // all of recurrent_kernel each step (so while that stays near L2 size) and gets >= 16 rows.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "rnnkit/common.h"
+#include "rnnkit/settings.h"
 
 namespace rnnkit {
 namespace {
@@ -45,9 +46,6 @@ int size_class(std::size_t bytes) {
 }
 
 constexpr std::size_t kPage = 4096;
-// Default limit of the large-block cache (RNNKIT_CACHE_MB): holds one training step of the
-// benchmarks' large LSTM/GRU (~0.7 GB of workspaces and results) so that repeated steps reuse it.
-constexpr std::size_t kDefaultCacheMb = 1024;
 
 // Freed large blocks, reused by exact (rounded) size. When a freed block would take the cache past
 // its limit, the blocks freed longest ago go back to the system first: a new workload's blocks
@@ -59,10 +57,7 @@ struct LargeCache {
   std::uint64_t stamp = 0;
   std::size_t cached = 0, limit = 0;
   LargeCache() {
-    const char* env = std::getenv("RNNKIT_CACHE_MB");
-    char* end = nullptr;
-    const long mb = env && *env ? std::strtol(env, &end, 10) : -1;
-    limit = (end && *end == '\0' && mb >= 0 ? std::size_t(mb) : kDefaultCacheMb) << 20;
+    limit = settings().cache_mb << 20;  // RNNKIT_CACHE_MB
   }
   ~LargeCache() { release(); }
   // a cached block of exactly `bytes`, or null (caller holds mu)

@@ -3,6 +3,7 @@
 // finite differences, and 1 vs N threads. Prints one line per failure and "N passed, N failed".
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "rnnkit/gemm.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/sequence.h"
+#include "rnnkit/settings.h"
 #include "rnnkit/simple_rnn.h"
 #include "rnnkit/threading.h"
 #include "rnnkit/weight_pack.h"
@@ -298,6 +300,62 @@ static void test_gemv(std::mt19937& g) {
   check(pack.packed_bytes() > 0, "WeightPack packed_bytes");
 }
 
+// parse_settings with a fake environment: valid values (case and surrounding whitespace ignored),
+// and every invalid one recorded once with the default in force.
+static void test_settings() {
+  using Env = std::map<std::string, std::string>;
+  auto parse = [](const Env& env) {
+    return parse_settings([&env](const char* name) -> const char* {
+      auto it = env.find(name);
+      return it == env.end() ? nullptr : it->second.c_str();
+    });
+  };
+  const Settings d = parse({});
+  check(d.isa == "auto" && d.batch_lanes == 0 && d.recurrent_split == 0 && d.parallel_min_flops == 1e6 &&
+            d.cache_mb == 1024 && d.problems.empty(), "settings: defaults");
+  const Settings e = parse({{"RNNKIT_ISA", " "}, {"RNNKIT_BATCH_LANES", ""}, {"RNNKIT_CACHE_MB", ""},
+                            {"RNNKIT_RECURRENT_SPLIT", "\t"}, {"RNNKIT_PARALLEL_MIN_FLOPS", ""}});
+  check(e.isa == "auto" && e.cache_mb == 1024 && e.problems.empty(), "settings: empty means unset");
+  const Settings v = parse({{"RNNKIT_ISA", " Generic "}, {"RNNKIT_BATCH_LANES", "OFF"},
+                            {"RNNKIT_RECURRENT_SPLIT", "units\n"}, {"RNNKIT_PARALLEL_MIN_FLOPS", " 2.5e5 "},
+                            {"RNNKIT_CACHE_MB", "0"}});
+  check(v.isa == "generic" && v.batch_lanes == 2 && v.recurrent_split == 2 &&
+            v.parallel_min_flops == 2.5e5 && v.cache_mb == 0 && v.problems.empty(), "settings: valid values");
+  const Settings a = parse({{"RNNKIT_ISA", "auto"}, {"RNNKIT_BATCH_LANES", "on"},
+                            {"RNNKIT_RECURRENT_SPLIT", "Batch"}, {"RNNKIT_PARALLEL_MIN_FLOPS", "inf"},
+                            {"RNNKIT_CACHE_MB", "+7"}});
+  check(a.isa == "auto" && a.batch_lanes == 1 && a.recurrent_split == 1 && std::isinf(a.parallel_min_flops) &&
+            a.cache_mb == 7 && a.problems.empty(), "settings: auto, on, batch, inf, +7");
+  const Settings b = parse({{"RNNKIT_ISA", "sse9"}, {"RNNKIT_BATCH_LANES", "1"},
+                            {"RNNKIT_RECURRENT_SPLIT", "rows"}, {"RNNKIT_PARALLEL_MIN_FLOPS", "nan"},
+                            {"RNNKIT_CACHE_MB", "-1"}});
+  const char* names[] = {"RNNKIT_ISA", "RNNKIT_BATCH_LANES", "RNNKIT_RECURRENT_SPLIT",
+                         "RNNKIT_PARALLEL_MIN_FLOPS", "RNNKIT_CACHE_MB"};
+  const char* values[] = {"sse9", "1", "rows", "nan", "-1"};
+  bool ok = b.problems.size() == 5;
+  for (std::size_t i = 0; ok && i < 5; ++i)
+    ok = b.problems[i].name == names[i] && b.problems[i].value == values[i] && !b.problems[i].accepted.empty();
+  check(ok, "settings: one problem per invalid variable, in order");
+  check(b.isa == "auto" && b.batch_lanes == 0 && b.recurrent_split == 0 && b.parallel_min_flops == 1e6 &&
+            b.cache_mb == 1024, "settings: invalid values keep the defaults");
+  check(ok && b.problems[1].accepted == "auto, on, off" && b.problems[1].used == "auto" &&
+            b.problems[3].used == "1e+06" && b.problems[4].used == "1024", "settings: accepted and used");
+  for (const char* bad : {"12x", "1e3", "99999999999999999999", "17592186044416", " "})
+    check(parse({{"RNNKIT_CACHE_MB", bad}}).problems.size() == (std::string(bad) == " " ? 0u : 1u),
+          std::string("settings: RNNKIT_CACHE_MB='") + bad + "'");
+  for (const char* bad : {"-1", "1e6x", "fast", "-inf"})
+    check(parse({{"RNNKIT_PARALLEL_MIN_FLOPS", bad}}).problems.size() == 1,
+          std::string("settings: RNNKIT_PARALLEL_MIN_FLOPS='") + bad + "'");
+  // an ISA this CPU lacks is a problem too, its accepted values naming what the CPU supports
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const Settings s = parse({{"RNNKIT_ISA", isa}});
+    check(isa_supported(isa) ? s.isa == isa && s.problems.empty()
+                             : s.isa == "auto" && s.problems.size() == 1 &&
+                                   s.problems[0].accepted.find(std::string("lacks ") + isa) != std::string::npos,
+          std::string("settings: RNNKIT_ISA=") + isa);
+  }
+}
+
 int main() {
   if (requested_isa_unavailable()) return kSkip;
   std::printf("rnnkit core tests, ISA %s, OpenMP %s\n", active_isa(), have_openmp() ? "on" : "off");
@@ -314,5 +372,6 @@ int main() {
   test_simple_rnn<double>(g);
   test_threads<float>(g);
   test_threads<double>(g);
+  test_settings();
   return finish();
 }

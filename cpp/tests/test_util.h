@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rnnkit/kernels.h"
+#include "rnnkit/settings.h"
 
 namespace rnnkit_test {
 
@@ -47,10 +48,13 @@ std::vector<T> randn(size_t n, std::mt19937& g, double scale = 1.0) {
 // otherwise silently test the fallback path.
 constexpr int kSkip = 77;
 inline bool requested_isa_unavailable() {
-  const char* want = std::getenv("RNNKIT_ISA");
-  if (!want || !*want || !std::strcmp(want, rnnkit::active_isa())) return false;
-  std::printf("SKIP: RNNKIT_ISA=%s is not available on this CPU (active: %s)\n", want, rnnkit::active_isa());
-  return true;
+  for (const rnnkit::SettingProblem& p : rnnkit::settings().problems)
+    if (p.name == "RNNKIT_ISA") {
+      std::printf("SKIP: RNNKIT_ISA=%s is not available (accepted: %s; active: %s)\n", p.value.c_str(),
+                  p.accepted.c_str(), rnnkit::active_isa());
+      return true;
+    }
+  return false;
 }
 
 inline int finish() {

@@ -10,7 +10,8 @@ Selection at import time:
   needs it (``set_backend("native")``, the thread functions). No warning.
 - ``RNNKIT_BACKEND=native`` or unset: the native module if it imports, otherwise the reference with
   exactly one ``RuntimeWarning`` giving the reason.
-- any other value: a ``RuntimeWarning`` and the default above.
+- any other value (words are case-insensitive, whitespace around them ignored): a ``RuntimeWarning``
+  and the default above.
 
 ``RNNKIT_REQUIRE_NATIVE=1`` (any value but empty, ``0``, ``false``, ``no``, ``off``): the native
 module must import, whatever ``RNNKIT_BACKEND`` says; if it does not, ``import rnnkit`` raises
@@ -18,6 +19,8 @@ ImportError naming the variable and the reason instead of falling back (CI sets 
 build fails instead of testing the reference twice).
 
 The native module is imported at most once per process; a failed import is remembered, not retried.
+When it loads, the C++ core's settings problems (an invalid ``RNNKIT_ISA``, ``RNNKIT_BATCH_LANES``...)
+become one ``RuntimeWarning`` each (rnnkit._settings; every variable: docs/SETTINGS.md).
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ import importlib
 import os
 import warnings
 
+from . import _settings
 from ._validation import check_positive_int
 
-BACKENDS = ("native", "python")
-ENV_VAR = "RNNKIT_BACKEND"
-REQUIRE_ENV_VAR = "RNNKIT_REQUIRE_NATIVE"
+BACKENDS = _settings.BACKENDS
+ENV_VAR = _settings.BACKEND
+REQUIRE_ENV_VAR = _settings.REQUIRE_NATIVE
 
 _UNSET = object()
 _native_ops = _UNSET  # the rnnkit._native_ops module, None after a failed import, _UNSET before trying
@@ -47,7 +51,7 @@ def _load_native():
     if _native_ops is _UNSET:
         try:
             # import the compiled module first so that a missing build gives the clearest reason
-            importlib.import_module("rnnkit._native")
+            native = importlib.import_module("rnnkit._native")
             module = importlib.import_module("rnnkit._native_ops")
         except Exception as exc:  # ImportError, OSError from dlopen, an adapter raising on a bad build...
             _native_ops = None
@@ -56,25 +60,13 @@ def _load_native():
             _native_ops = module
             if _requested_threads is not None:
                 module.set_num_threads(_requested_threads)
-            _check_forced_isa()
+            _settings.warn(_settings.native_problems(native), stacklevel=2)
     return _native_ops
-
-
-def _check_forced_isa() -> None:
-    """Warn when RNNKIT_ISA asks for a path the kernels did not take (unknown or unsupported)."""
-    wanted = os.environ.get("RNNKIT_ISA", "").strip()
-    if not wanted:
-        return
-    native = importlib.import_module("rnnkit._native")
-    if native.isa() != wanted:
-        warnings.warn(
-            f"rnnkit: RNNKIT_ISA={wanted!r} is not available (expected generic, avx2 or avx512 "
-            f"supported by this CPU); using {native.isa()!r}", RuntimeWarning, stacklevel=3)
 
 
 def native_required() -> bool:
     """True when ``RNNKIT_REQUIRE_NATIVE`` is set to anything but empty, 0, false, no or off."""
-    return os.environ.get(REQUIRE_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no", "off")
+    return _settings.require_native()
 
 
 def _reference():
@@ -137,7 +129,7 @@ def release_memory() -> None:
     """Return the native kernels' cached large blocks to the system.
 
     Freed results and workspaces over 1 MiB are kept for reuse by later calls (up to
-    ``RNNKIT_CACHE_MB`` MiB, default 512; 0 disables the cache), so that a training loop does not
+    ``RNNKIT_CACHE_MB`` MiB, default 1024; 0 disables the cache), so that a training loop does not
     fault in fresh pages every step. Nothing to do for the python backend or without the native module.
     """
     module = _native_ops if _native_ops is not _UNSET else _load_native()
@@ -168,14 +160,8 @@ def _available_cores() -> int:
 def _init_from_environment() -> None:
     """Pick the initial backend from ``RNNKIT_BACKEND`` (called once, when rnnkit is imported)."""
     global _backend, _impl
-    requested = os.environ.get(ENV_VAR, "").strip().lower()
-    if requested and requested not in BACKENDS:
-        warnings.warn(
-            f"rnnkit: ignoring {ENV_VAR}={os.environ[ENV_VAR]!r} (expected 'native' or 'python')",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        requested = ""
+    requested, _ = _settings.backend()
+    _settings.warn(_settings.python_problems(), stacklevel=2)
     if native_required() and _load_native() is None:
         raise ImportError(
             f"rnnkit: {REQUIRE_ENV_VAR}={os.environ[REQUIRE_ENV_VAR]!r} but the native module "
