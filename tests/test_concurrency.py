@@ -9,22 +9,10 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pytest
 
-from _native_required import require_native
 
 import rnnkit
 from rnnkit import _backend, ops
-
-
-@pytest.fixture
-def native():
-    require_native("concurrency of the native kernels")
-    previous, threads = rnnkit.get_backend(), rnnkit.get_num_threads()
-    rnnkit.set_backend("native")
-    yield
-    rnnkit.set_backend(previous)
-    rnnkit.set_num_threads(threads)
 
 
 def _run_threads(work, n_threads, deadline=120.0):

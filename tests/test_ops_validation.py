@@ -10,16 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _native_required import native_param
 
 import rnnkit
 from rnnkit import _backend, ops
 from rnnkit.ops.recurrent import RecurrentCache
 
-BACKENDS = [
-    "python",
-    native_param("native"),  # skipped without rnnkit._native; fails under RNNKIT_REQUIRE_NATIVE=1
-]
 
 # cell -> (gates G, forward, backward, names of the initial states)
 CELLS = {
@@ -28,15 +23,6 @@ CELLS = {
     "gru": (3, ops.gru_forward, ops.gru_backward, ("h0",)),
 }
 B, T, I, H = 4, 7, 3, 5
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    """Run the test with the given backend active; restore the previous one afterwards."""
-    previous = rnnkit.get_backend()
-    rnnkit.set_backend(request.param)
-    yield request.param
-    rnnkit.set_backend(previous)
 
 
 @pytest.fixture(params=list(CELLS))

@@ -14,7 +14,6 @@ import pickle
 import numpy as np
 import pytest
 
-from _native_required import native_param
 
 import rnnkit
 from rnnkit import initializers
@@ -22,10 +21,6 @@ from rnnkit.callbacks import Callback, EarlyStopping, History
 from rnnkit.layers.base import Layer
 from rnnkit.optimizers import SGD, Adam, RMSprop
 
-BACKENDS = [
-    "python",
-    native_param("native"),  # skipped without rnnkit._native; fails under RNNKIT_REQUIRE_NATIVE=1
-]
 NO_CACHE = "call the layer with training=True before backward"
 
 
@@ -34,15 +29,6 @@ def pickle_round_trip(obj):
 
 
 COPIERS = {"pickle": pickle_round_trip, "deepcopy": copy.deepcopy}
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    """Run the test with the given backend active; restore the previous one afterwards."""
-    previous = rnnkit.get_backend()
-    rnnkit.set_backend(request.param)
-    yield request.param
-    rnnkit.set_backend(previous)
 
 
 @pytest.fixture(params=sorted(COPIERS))

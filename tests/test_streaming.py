@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _native_required import native_param, require_native
+
 from numerics import assert_rel_close
 
 import rnnkit
@@ -20,25 +20,7 @@ from rnnkit import ops
 from rnnkit.layers import GRU, LSTM, SimpleRNN
 
 needs_native = pytest.mark.native  # skipped without rnnkit._native; fails under RNNKIT_REQUIRE_NATIVE=1
-BACKENDS = ["python", native_param("native")]
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    previous = rnnkit.get_backend()
-    rnnkit.set_backend(request.param)
-    yield request.param
-    rnnkit.set_backend(previous)
-
-
-@pytest.fixture
-def native():
-    require_native()
-    previous = rnnkit.get_backend()
-    rnnkit.set_backend("native")
-    yield
-    rnnkit.set_backend(previous)
 
 
 LAYERS = {
