@@ -177,16 +177,23 @@ class Layer:
             raise ValueError(
                 f"weights: layer {self.name!r} expects {len(self._weights)} arrays "
                 f"({', '.join(self.weight_names) or 'none'}), got {len(weights)}")
-        for i, (cur, new) in enumerate(zip(self._weights, weights)):
-            new = np.asarray(new)
+        self._write_weights(range(len(weights)), weights)
+
+    def _write_weights(self, indices, values) -> None:
+        """Copy ``values`` into the live weights at ``indices`` (shapes checked first, nothing written
+        on an error), through rnnkit's write route (new stamps: packed copies are remade)."""
+        values = [np.asarray(v) for v in values]
+        for i, new in zip(indices, values):
+            cur = self._weights[i]
             if new.shape != cur.shape:
                 label = self.weight_names[i] if i < len(self.weight_names) else f"#{i}"
                 raise ValueError(
                     f"weights[{i}] ({label}) of layer {self.name!r} must have shape {cur.shape}, "
                     f"got {new.shape}")
-        with weight_locks.unlocked(self._weights):
-            for cur, new in zip(self._weights, weights):
-                cur[...] = np.asarray(new).astype(self.dtype, copy=False)
+        targets = [self._weights[i] for i in indices]
+        with weight_locks.unlocked(targets):
+            for cur, new in zip(targets, values):
+                cur[...] = new.astype(self.dtype, copy=False)
 
     def count_params(self) -> int:
         return int(sum(w.size for w in self._weights))

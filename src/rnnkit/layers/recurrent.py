@@ -158,13 +158,12 @@ class RNN(Layer):
     def _assign(self, name, value):
         if name not in self.weight_names:
             raise ValueError(f"layer {self.name!r} has no {name} (use_bias=False)")
-        i = self.weight_names.index(name)
-        weights = self.get_weights()
-        weights[i] = value
-        self.set_weights(weights)
+        if not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet: call it on data or build() first")
+        self._write_weights([self.weight_names.index(name)], [value])
 
     kernel = property(lambda self: self._weight("kernel"), lambda self, v: self._assign("kernel", v),
-                      doc="(I, G·H) input weights (read-only view of the live array; assigning copies in)")
+                      doc="(I, G·H) input weights: the live array, read-only (assigning copies in)")
     recurrent_kernel = property(lambda self: self._weight("recurrent_kernel"),
                                 lambda self, v: self._assign("recurrent_kernel", v),
                                 doc="(H, G·H) recurrent weights (read-only; assigning copies in)")
