@@ -190,6 +190,10 @@ T* packed_a_workspace() {
 template <class T>
 void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, index_t q1,
                  const MatView<T>& c, bool accumulate, T* a_work, index_t g0, index_t g1) {
+  if (gemv_fits(a)) {  // few rows: matrix-vector products, no A packing or padded tile rows
+    gemv_packed(a, b, q0, q1, c, accumulate, g0, g1);
+    return;
+  }
   if (g1 < 0) g1 = b.groups;
   const Kernels<T>& ker = kernels<T>();
   const index_t M = a.nrows(), MC = Blocking<T>::mc;

@@ -85,14 +85,6 @@ void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<
   T* pre_all = a.gates ? a.gates : scratch.data();
   const MatView<const T> kernel_v = row_major(a.kernel, I, GH, GH);
   const MatView<const T> rec_v = row_major(a.recurrent_kernel, H, GH, GH);
-  // C (+)= A @ packed groups [g0, g1) on this thread's panels
-  auto product = [&](const MatView<const T>& a_rows, const PackedB<T>& b, const Slice& u, const MatView<T>& c,
-                     bool accumulate, index_t g0, index_t g1, T* a_work) {
-    if (gemv_fits(a_rows))
-      gemv_packed(a_rows, b, u.q0, u.q1, c, accumulate, g0, g1);
-    else
-      gemm_packed(a_rows, b, u.q0, u.q1, c, accumulate, a_work, g0, g1);
-  };
 
   parallel(nt, [&](int tid, int n_threads) {
     if (!prepacked) {
@@ -106,15 +98,16 @@ void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<
     for (index_t p0 = 0; p0 < T_; p0 += chunk) {
       const index_t steps = std::min(chunk, T_ - p0);
       T* pre_chunk = a.gates ? pre_all + p0 * B * GH : pre_all;
-      product(sequence_rows(a.x, B, T_, I, p0, steps, a.go_backwards), kernel_p, u,
-              row_major(pre_chunk, steps * B, GH, GH), false, 0, 3, a_work);
+      gemm_packed(sequence_rows(a.x, B, T_, I, p0, steps, a.go_backwards), kernel_p, u.q0, u.q1,
+                  row_major(pre_chunk, steps * B, GH, GH), false, a_work);
       for (index_t p = p0; p < p0 + steps; ++p) {
         T* pre = pre_chunk + (p - p0) * B * GH;
         const T* h_prev = state(p);
         T* h_next = state(p + 1);
         T* rh = a.extra ? a.extra + p * B * H : rh_step.data();
         // 1. z, r and rh = r * h_{t-1}
-        product(row_major<const T>(h_prev, B, H, H), rec_p, u, row_major(pre, B, GH, GH), true, 0, 2, a_work);
+        gemm_packed(row_major<const T>(h_prev, B, H, H), rec_p, u.q0, u.q1, row_major(pre, B, GH, GH), true,
+                    a_work, 0, 2);
         for (index_t b = 0; b < B && nc > 0; ++b) {
           for (int g = 0; g < 2; ++g) {
             T* zg = pre + b * GH + g * H + c0;
@@ -127,7 +120,8 @@ void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<
         }
         barrier();
         // 2. hh = act(xh + bias_h + rh @ R_h), h_t
-        product(row_major<const T>(rh, B, H, H), rec_p, u, row_major(rec.data(), B, GH, GH), false, 2, 3, a_work);
+        gemm_packed(row_major<const T>(rh, B, H, H), rec_p, u.q0, u.q1, row_major(rec.data(), B, GH, GH), false,
+                    a_work, 2, 3);
         for (index_t b = 0; b < B && nc > 0; ++b) {
           const index_t row = b * H + c0;
           T* out = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;

@@ -45,6 +45,7 @@ void packed_b_fill(PackedB<T>& pb, const MatView<const T>& b, int tid, int nt);
 // C[:, g*group_n + cols of panels q0..q1) (+)= A · B for every group g: one thread's share of a
 // product with prepacked B. `a_work` holds at least packed_a_size<T>() elements.
 // Gate groups [g0, g1) only (g1 < 0: to the last), e.g. a GRU's z and r blocks without its h block.
+// A of at most kGemvMaxRows rows with contiguous columns goes to gemv_packed (see below).
 template <class T>
 void gemm_packed(const MatView<const T>& a, const PackedB<T>& b, index_t q0, index_t q1,
                  const MatView<T>& c, bool accumulate, T* a_work, index_t g0 = 0, index_t g1 = -1);

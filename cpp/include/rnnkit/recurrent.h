@@ -145,10 +145,7 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
       const MatView<const T> x_rows = sequence_rows(x + sl.b0 * T_ * I, nb, T_, I, p0, steps, go_backwards);
       const MatView<T> pre_rows{pre_chunk + sl.b0 * GH, Axis::blocked(steps * nb, nb, GH, B * GH),
                                 Axis::plain(GH, 1)};
-      if (gemv_fits(x_rows))
-        gemv_packed(x_rows, kernel_p, sl.q0, sl.q1, pre_rows, false);
-      else
-        gemm_packed(x_rows, kernel_p, sl.q0, sl.q1, pre_rows, false, a_work);
+      gemm_packed(x_rows, kernel_p, sl.q0, sl.q1, pre_rows, false, a_work);  // gemv for few rows
       for (index_t p = p0; p < p0 + steps; ++p) {
         T* pre = pre_chunk + (p - p0) * B * GH;
         T* target = separate ? rec.data() : pre;
