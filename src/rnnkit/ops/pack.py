@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import canonical, format_shape, weight_dtype, as_array
+from .._validation import as_array, format_shape, weight_dtype
 
 __all__ = ["WeightPack", "pack_weights"]
 
@@ -50,8 +50,9 @@ class WeightPack:
         if recurrent_kernel.shape != (units, gates * units):
             raise ValueError(f"recurrent_kernel must have shape {format_shape((units, gates * units))}, got "
                              f"{format_shape(recurrent_kernel.shape)}")
-        self._init(cell, np.array(canonical(kernel, dtype), order="C", copy=True),
-                   np.array(canonical(recurrent_kernel, dtype), order="C", copy=True))
+        # one copy each, converted to the kernel's native-order dtype on the way
+        self._init(cell, np.array(kernel, dtype=dtype, order="C", copy=True),
+                   np.array(recurrent_kernel, dtype=dtype, order="C", copy=True))
         self.kernel.flags.writeable = False
         self.recurrent_kernel.flags.writeable = False
 
