@@ -357,7 +357,7 @@ template <class T>
 void gemm(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c, bool accumulate,
           int nt) {
   const double flops = 2.0 * double(c.nrows()) * double(c.ncols()) * double(a.ncols());
-  if (flops < 2.0e5) nt = 1;  // below ~0.1 ms of work a parallel region costs more than it saves
+  nt = gemm_threads(flops, nt);
   const index_t K = a.ncols();
   if (!accumulate && gemm_sum_k_parts<T>(K) > 1 && K >= 8 * std::max(c.nrows(), c.ncols())) {
     // a long K against a small C (weight-gradient shapes): split K, pack each B block once.
@@ -476,7 +476,7 @@ void gemm_sum_k(const GemmJob<T>* jobs, int n_jobs, int nt) {
     }
   };
   const double flops = 2.0 * double(K) * double(flop_elems);
-  if (flops < 2.0e5) nt = 1;
+  nt = gemm_threads(flops, nt);
   parallel(nt, [&](int tid, int n_threads) {
     if (n_threads < parts) {  // (a single thread) every part in turn
       for (int part = tid; part < parts; part += n_threads) run_part(part, 0, 1);

@@ -26,6 +26,7 @@
 
 #include "rnnkit/gemm.h"
 #include "rnnkit/sequence.h"
+#include "rnnkit/tuning.h"
 #include "rnnkit/threading.h"
 #include "rnnkit/weight_pack.h"
 
@@ -37,21 +38,7 @@ struct SeqShape {
   index_t gh() const { return G * H; }
 };
 
-// How a recurrence is spread over threads. Batch rows never interact, so the cheapest split gives
-// each thread a slice of the batch: no barrier at all inside the time loop, at the price of every
-// thread streaming all of recurrent_kernel each step (chosen while that is near L2 size).
-// Otherwise threads own the same units of every gate and one barrier per step publishes h_t.
-// RNNKIT_RECURRENT_SPLIT=batch|units forces one (tests, tuning).
-struct Partition {
-  int threads = 1;
-  bool by_batch = false;
-};
-Partition partition(index_t batch, index_t steps, index_t units, index_t gates, std::size_t elem_size,
-                    double step_flops, int nr);
-// The split for steps of at most kGemvMaxRows rows (matrix-vector products bound by reading
-// `step_bytes` of packed weights per step): by units, on every thread once a step reads enough
-// bytes to outweigh a barrier, else serial.
-Partition gemv_partition(double step_bytes, index_t units, int nr);
+// Partition, partition(), gemv_partition(): tuning.h.
 
 // The rows [b0, b1) and units [c0, c1) (panels [q0, q1) of every gate block) one thread handles.
 struct Slice {
