@@ -72,7 +72,7 @@ void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0
 // Like gemm_packed, with A already packed.
 template <class T>
 void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
-                    const MatView<T>& c, bool accumulate);
+                    const MatView<T>& c, bool accumulate, index_t g0 = 0, index_t g1 = -1);
 
 // Like gemm_packed for A of at most kGemvMaxRows rows with contiguous columns (a.cols plain,
 // stride 1): matrix-vector products streaming each panel of B once, no A packing (the batch-1 and
