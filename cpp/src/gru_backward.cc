@@ -3,7 +3,7 @@
 // reset_after=True (run_backward):
 //   dr = dhh * mh * ract'(r);   input side dGx = [dz, dr, dhh], recurrent side dGm = [dz, dr, dhh * r]
 //   dh_{t-1} = dGm @ R^T + dh * z
-// reset_after=False (two GEMM phases per step, two barriers):
+// reset_after=False (run_backward with a second GEMM phase per step, MidBackward):
 //   d_rh = dhh @ R_h^T;  dr = d_rh * h_{t-1} * ract'(r);  dh_{t-1} = [dz, dr] @ R_zr^T + d_rh * r + dh * z
 //   d_recurrent_kernel[:, 2H:] = RH^T dhh with RH = r * h_{t-1} cached by the forward pass.
 #include <cstring>
@@ -61,32 +61,22 @@ void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx
     a.d_h0, &input);
 }
 
+// Two phases per step on run_backward (MidBackward): d_rh = dhh @ R_h^T gives dr; then
+// dh_{t-1} = [dz, dr] @ R_zr^T + d_rh * r + dh * z. dg: (T, B, 3H) dz | dr | dhh, both sides.
 template <class T>
 void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg) {
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   const Activation act = a.activation, ract = a.recurrent_activation;
   const Kernels<T>& ker = kernels<T>();
-  const int nt = recurrent_threads(2.0 * B * GH * H, H, kernels<T>().nr);
-  PackedB<T> rec_h_t, rec_zr_t;  // R_h^T (H, H) and R_zr^T (2H, H)
-  packed_b_prepare(rec_h_t, H, H, 1);
-  packed_b_prepare(rec_zr_t, 2 * H, H, 1);
-  const MatView<const T> rec_h_tv = row_major(a.recurrent_kernel + 2 * H, H, H, GH).t();
-  const MatView<const T> rec_zr_tv = row_major(a.recurrent_kernel, H, 2 * H, GH).t();
-  Buffer<T> dh(2 * B * H), d_rh(B * H);
-
-  parallel(nt, [&](int tid, int n_threads) {
-    packed_b_fill(rec_h_t, rec_h_tv, tid, n_threads);
-    packed_b_fill(rec_zr_t, rec_zr_tv, tid, n_threads);
-    const Slice u = thread_slice(Partition{n_threads, false}, rec_h_t, B, H, tid, n_threads);
-    const index_t c0 = u.c0, c1 = u.c1, nc = c1 - c0;
-    T* a_work = packed_a_workspace<T>();
-    T* dh_cur = dh.data();
-    T* dh_next = dh.data() + B * H;
-    for (index_t b = 0; b < B; ++b)
-      for (index_t j = c0; j < c1; ++j) dh_cur[b * H + j] = a.d_h_last ? a.d_h_last[b * H + j] : T(0);
-    // dz, dhh of step p on this thread's units
-    auto pointwise = [&](index_t p, const T* dh_p) {
-      for (index_t b = 0; b < B; ++b) {
+  Buffer<T> d_rh(B * H);  // d(r * h_{t-1}) of the step
+  auto dout_row = [&](index_t b, index_t p, index_t c0) {
+    return a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
+  };
+  const InputSide<T> input{a.kernel, a.dx, a.go_backwards, nullptr};
+  run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dg,
+    [&](index_t p, const T* dh_p, const Slice& sl) {  // dz, dhh (dr: after the second phase)
+      const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
+      for (index_t b = sl.b0; b < sl.b1; ++b) {
         T* d3 = dg + (p * B + b) * GH;
         if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
           for (int g = 0; g < 3; ++g) std::memset(d3 + g * H + c0, 0, nc * sizeof(T));
@@ -94,33 +84,15 @@ void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg
         }
         const T* g3 = a.gates + (p * B + b) * GH + c0;
         ker.gru_backward_update(act, ract, nc, g3, g3 + H, g3 + 2 * H, a.states + (p * B + b) * H + c0,
-                                nullptr, dh_p + b * H + c0,
-                                a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr, d3 + c0,
-                                d3 + 2 * H + c0, nullptr, nullptr);
+                                nullptr, dh_p + b * H + c0, dout_row(b, p, c0), d3 + c0, d3 + 2 * H + c0,
+                                nullptr, nullptr);
       }
-    };
-    if (nc > 0) pointwise(T_ - 1, dh_cur);
-    barrier();
-    for (index_t p = T_ - 1; p >= 0; --p) {
-      T* dg_p = dg + p * B * GH;
-      // phase 1: d_rh = dhh @ R_h^T; dr = d_rh * h_{t-1} * ract'(r)
-      gemm_packed(MatView<const T>{dg_p + 2 * H, Axis::plain(B, GH), Axis::plain(H, 1)}, rec_h_t, u.q0,
-                  u.q1, row_major(d_rh.data(), B, H, H), false, a_work);
-      for (index_t b = 0; b < B && nc > 0; ++b) {
-        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) continue;
-        const T* r = a.gates + (p * B + b) * GH + H + c0;
-        const T* hp = a.states + (p * B + b) * H + c0;
-        const T* drh = d_rh.data() + b * H + c0;
-        T* dr = dg_p + b * GH + H + c0;
-        for (index_t j = 0; j < nc; ++j) dr[j] = drh[j] * hp[j] * activation_grad_from_output(ract, r[j]);
-      }
-      barrier();
-      // phase 2: dh_{t-1} = [dz, dr] @ R_zr^T + d_rh * r + dh * z
-      gemm_packed(MatView<const T>{dg_p, Axis::plain(B, GH), Axis::plain(2 * H, 1)}, rec_zr_t, u.q0, u.q1,
-                  row_major(dh_next, B, H, H), false, a_work);
-      for (index_t b = 0; b < B && nc > 0; ++b) {
-        T* d = dh_next + b * H + c0;
-        const T* g = dh_cur + b * H + c0;
+    },
+    [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {  // + d_rh * r + dh * z
+      const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
+      for (index_t b = sl.b0; b < sl.b1; ++b) {
+        T* d = dh_prev + b * H + c0;
+        const T* g = dh_p + b * H + c0;
         if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
           std::memcpy(d, g, nc * sizeof(T));
           continue;
@@ -128,16 +100,22 @@ void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg
         const T* g3 = a.gates + (p * B + b) * GH;
         const T *z = g3 + c0, *r = g3 + H + c0;
         const T* drh = d_rh.data() + b * H + c0;
-        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
+        const T* dout = dout_row(b, p, c0);
         for (index_t j = 0; j < nc; ++j) d[j] += drh[j] * r[j] + (g[j] + (dout ? dout[j] : T(0))) * z[j];
       }
-      if (p > 0 && nc > 0) pointwise(p - 1, dh_next);
-      std::swap(dh_cur, dh_next);
-      barrier();
-    }
-    for (index_t b = 0; b < B; ++b)
-      std::memcpy(a.d_h0 + b * H + c0, dh_cur + b * H + c0, nc * sizeof(T));
-  });
+    },
+    a.d_h0, &input,
+    mid_backward<T>(2, d_rh.data(), [&](index_t p, const T* drh_all, const Slice& sl) {  // dr
+      const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
+      for (index_t b = sl.b0; b < sl.b1; ++b) {
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) continue;  // dr stays 0
+        const T* r = a.gates + (p * B + b) * GH + H + c0;
+        const T* hp = a.states + (p * B + b) * H + c0;
+        const T* drh = drh_all + b * H + c0;
+        T* dr = dg + (p * B + b) * GH + H + c0;
+        for (index_t j = 0; j < nc; ++j) dr[j] = drh[j] * hp[j] * activation_grad_from_output(ract, r[j]);
+      }
+    }));
 }
 
 }  // namespace
@@ -160,17 +138,18 @@ void gru_backward(const GruBackward<T>& a) {
     return;
   }
   gru_backward_reset_before(a, s, dgx.data());
-  // d_kernel and dx use all three blocks; d_recurrent_kernel[:, :2H] = H_prev^T [dz, dr] and
-  // d_recurrent_kernel[:, 2H:] = RH^T dhh.
-  const int nt = get_num_threads();
-  input_gradients(s, a.x, a.kernel, dgx.data(), a.go_backwards, a.dx, a.d_kernel);
-  gemm<T>(row_major(a.states, T_ * B, H, H).t(),
-          MatView<const T>{dgx.data(), Axis::plain(T_ * B, GH), Axis::plain(2 * H, 1)},
-          MatView<T>{a.d_recurrent_kernel, Axis::plain(H, GH), Axis::plain(2 * H, 1)}, false, nt);
-  gemm<T>(row_major(a.extra, T_ * B, H, H).t(),
-          MatView<const T>{dgx.data() + 2 * H, Axis::plain(T_ * B, GH), Axis::plain(H, 1)},
-          MatView<T>{a.d_recurrent_kernel + 2 * H, Axis::plain(H, GH), Axis::plain(H, 1)}, false, nt);
-  if (a.d_bias) column_sums(dgx.data(), T_ * B, GH, a.d_bias);
+  // One gemm_sum_k group: d_kernel = X^T dG and d_bias = column sums of dG (all three blocks),
+  // d_recurrent_kernel[:, :2H] = H_prev^T [dz, dr] and d_recurrent_kernel[:, 2H:] = RH^T dhh.
+  const MatView<const T> dg_all = row_major<const T>(dgx.data(), T_ * B, GH, GH);
+  const GemmJob<T> jobs[3] = {
+      {sequence_rows(a.x, B, T_, s.I, 0, T_, a.go_backwards).t(), dg_all, row_major(a.d_kernel, s.I, GH, GH),
+       false, a.d_bias},
+      {row_major(a.states, T_ * B, H, H).t(), MatView<const T>{dgx.data(), Axis::plain(T_ * B, GH), Axis::plain(2 * H, 1)},
+       MatView<T>{a.d_recurrent_kernel, Axis::plain(H, GH), Axis::plain(2 * H, 1)}, false},
+      {row_major(a.extra, T_ * B, H, H).t(),
+       MatView<const T>{dgx.data() + 2 * H, Axis::plain(T_ * B, GH), Axis::plain(H, 1)},
+       MatView<T>{a.d_recurrent_kernel + 2 * H, Axis::plain(H, GH), Axis::plain(H, 1)}, false}};
+  gemm_sum_k(jobs, 3, get_num_threads());
 }
 
 template void gru_backward<float>(const GruBackward<float>&);

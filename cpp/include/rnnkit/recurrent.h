@@ -208,55 +208,106 @@ struct InputSide {
   // (GRU reset_after), packed per step next to them; null: dgm serves both (SimpleRNN, LSTM)
   const T* dgx = nullptr;
 };
+// The backward of a MidPhase forward (GRU reset_after=False): the gate gradients of groups
+// [split, G) (dhh) multiply their recurrent_kernel columns into out (B, H) (d(r ⊙ h_{t-1})), from
+// which finish(p, out, slice) completes the gradients of the first groups (dr) on the slice; only
+// groups [0, split) then multiply recurrent_kernel^T into dh_{t-1} (`after` adds the rest).
+struct NoMidBackward {
+  static constexpr bool active = false;
+  index_t split = -1;
+  float* out = nullptr;
+};
+template <class T, class Finish>
+struct MidBackward {
+  static constexpr bool active = true;
+  index_t split;  // gate groups of the first phase
+  T* out;         // (B, H)
+  Finish finish;  // finish(p, out, slice)
+};
+template <class T, class Finish>
+MidBackward<T, Finish> mid_backward(index_t split, T* out, Finish finish) {
+  return MidBackward<T, Finish>{split, out, finish};
+}
+
 // d_h_last: (B, H) or null. dgm: (T, B, G·H) gate gradients on the recurrent side (the A of the
 // iteration GEMM). pointwise(p, dh_p, slice) fills dG_p on the slice from dh_p (gradient w.r.t.
 // h_p, output gradient not yet added). after(p, dh_prev, dh_p, slice) adds the cell's
 // pass-through terms to dh_prev = dG_p @ R^T (masked rows, GRU's z·dh). d_h0: (B, H) out.
-template <class T, class Pointwise, class After>
+// mid: MidBackward for a two-phase cell, else NoMidBackward.
+template <class T, class Pointwise, class After, class Mid = NoMidBackward>
 void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_last, const T* dgm,
-                  Pointwise pointwise, After after, T* d_h0, const InputSide<T>* input = nullptr) {
+                  Pointwise pointwise, After after, T* d_h0, const InputSide<T>* input = nullptr,
+                  Mid mid = Mid{}) {
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   const Kernels<T>& ker = kernels<T>();
   const Partition part = partition(B, T_, H, s.G, sizeof(T), 2.0 * B * GH * H, ker.nr);
   const int nt = part.threads;
-  PackedB<T> recurrent_t;  // recurrent_kernel^T (G·H, H)
-  packed_b_prepare(recurrent_t, GH, H, 1);
+  // the gate groups whose gradients multiply recurrent_kernel^T into dh_{t-1}: all, or the first phase's
+  const index_t g_main = Mid::active ? mid.split : s.G;
+  const index_t k_main = g_main * H;
+  PackedB<T> recurrent_t;  // recurrent_kernel[:, :k_main]^T (k_main, H)
+  packed_b_prepare(recurrent_t, k_main, H, 1);
+  PackedB<T> mid_t;        // recurrent_kernel[:, k_main:]^T ((G - split)·H, H) for the second phase
+  if (Mid::active) packed_b_prepare(mid_t, GH - k_main, H, 1);
   Buffer<T> dh(2 * B * H);
-  const MatView<const T> recurrent_tv = row_major(recurrent_kernel, H, GH, GH).t();
+  const MatView<const T> recurrent_tv{recurrent_kernel, Axis::plain(k_main, 1), Axis::plain(H, GH)};
+  const MatView<const T> mid_tv{recurrent_kernel + k_main, Axis::plain(GH - k_main, 1), Axis::plain(H, GH)};
   std::vector<PackedA<T>> dg_p(part.by_batch ? 2 * nt : 2);  // dG_t packed (ping-pong), as in forward
-  const T* dgx = input ? input->dgx : nullptr;
-  std::vector<PackedA<T>> dgx_p(dgx ? dg_p.size() : 0);     // and the input side's, when separate
+  // the input side's gate gradients packed on their own when they differ from dgm, or when the
+  // recurrent side uses only the first groups
+  const T* dgx = input ? (input->dgx ? input->dgx : Mid::active ? dgm : nullptr) : nullptr;
+  std::vector<PackedA<T>> dgx_p(dgx ? dg_p.size() : 0);
+  std::vector<PackedA<T>> mid_p(Mid::active ? (part.by_batch ? nt : 1) : 0);  // groups [split, G) of dG_t
   PackedB<T> kernel_t;  // kernel^T (G·H, I) when dx_t is computed in the loop
   if (input) packed_b_prepare(kernel_t, GH, s.I, 1);
 
   parallel(nt, [&](int tid, int n_threads) {
     packed_b_fill(recurrent_t, recurrent_tv, tid, n_threads);
+    if (Mid::active) packed_b_fill(mid_t, mid_tv, tid, n_threads);
     if (input) packed_b_fill(kernel_t, row_major(input->kernel, s.I, GH, GH).t(), tid, n_threads);
     const Slice sl = thread_slice(part, recurrent_t, B, H, tid, n_threads);
     const index_t nb = sl.rows(), c0 = sl.c0, c1 = sl.c1;
     PackedA<T>* dp = dg_p.data() + (part.by_batch ? 2 * tid : 0);
     PackedA<T>* xp = dgx ? dgx_p.data() + (part.by_batch ? 2 * tid : 0) : dp;
-    if (part.by_batch || tid == 0)
+    PackedA<T>* mp = Mid::active ? mid_p.data() + (part.by_batch ? tid : 0) : nullptr;
+    if (part.by_batch || tid == 0) {
+      const index_t rows = part.by_batch ? nb : B;
       for (int i = 0; i < 2; ++i) {
-        const index_t rows = part.by_batch ? nb : B;
-        packed_a_prepare(dp[i], rows, GH, recurrent_t.kc, best_tile_rows<T>(rows));
-        if (dgx) packed_a_prepare(xp[i], rows, GH, recurrent_t.kc, best_tile_rows<T>(rows));
+        packed_a_prepare(dp[i], rows, k_main, recurrent_t.kc, best_tile_rows<T>(rows));
+        if (dgx) packed_a_prepare(xp[i], rows, GH, kernel_t.kc, best_tile_rows<T>(rows));
       }
+      if (mp) packed_a_prepare(*mp, rows, GH - k_main, mid_t.kc, best_tile_rows<T>(rows));
+    }
     barrier();
+    const index_t r0 = part.by_batch ? sl.b0 : 0, n_rows = part.by_batch ? nb : B;
     auto pack_dg = [&](index_t p) {  // this thread's part of every gate block of dG_p
-      const index_t r0 = part.by_batch ? sl.b0 : 0;
-      const MatView<const T> dg_v = row_major(dgm + (p * B + r0) * GH, part.by_batch ? nb : B, GH, GH);
-      for (int g = 0; g < s.G; ++g) packed_a_fill_columns(dp[p & 1], dg_v, g * H + c0, g * H + c1);
+      const MatView<const T> dg_v = row_major(dgm + (p * B + r0) * GH, n_rows, GH, GH);
+      for (index_t g = 0; g < g_main; ++g) packed_a_fill_columns(dp[p & 1], dg_v, g * H + c0, g * H + c1);
       if (!dgx) return;
-      const MatView<const T> dgx_v = row_major(dgx + (p * B + r0) * GH, part.by_batch ? nb : B, GH, GH);
+      const MatView<const T> dgx_v = row_major(dgx + (p * B + r0) * GH, n_rows, GH, GH);
       for (int g = 0; g < s.G; ++g) packed_a_fill_columns(xp[p & 1], dgx_v, g * H + c0, g * H + c1);
+    };
+    // dG_p on the slice, then (two phases) its last groups @ recurrent_kernel^T and the first groups'
+    // completion, then packed. Every thread calls it (the second phase has a barrier).
+    auto prepare = [&](index_t p, const T* dh_p) {
+      if (c1 > c0 && nb > 0) pointwise(p, dh_p, sl);
+      if constexpr (Mid::active) {
+        const MatView<const T> last_v{dgm + (p * B + r0) * GH + k_main, Axis::plain(n_rows, GH),
+                                      Axis::plain(GH - k_main, 1)};
+        for (index_t g = 0; g < s.G - g_main; ++g) packed_a_fill_columns(*mp, last_v, g * H + c0, g * H + c1);
+        if (!part.by_batch) barrier();
+        if (nb > 0) {
+          gemm_prepacked(*mp, mid_t, sl.q0, sl.q1, row_major(mid.out + sl.b0 * H, nb, H, H), false);
+          if (c1 > c0) mid.finish(p, mid.out, sl);
+        }
+      }
+      pack_dg(p);
     };
     T* dh_cur = dh.data();
     T* dh_next = dh.data() + B * H;
     for (index_t b = sl.b0; b < sl.b1; ++b)
       for (index_t j = c0; j < c1; ++j) dh_cur[b * H + j] = d_h_last ? d_h_last[b * H + j] : T(0);
-    if (c1 > c0 && nb > 0) pointwise(T_ - 1, dh_cur, sl);
-    pack_dg(T_ - 1);
+    prepare(T_ - 1, dh_cur);
     if (!part.by_batch) barrier();
     for (index_t p = T_ - 1; p >= 0 && nb > 0; --p) {
       // 2. dh_{p-1} = dG_p @ R^T
@@ -269,13 +320,8 @@ void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_las
                        MatView<T>{input->dx + (sl.b0 * T_ + t) * s.I, Axis::plain(nb, T_ * s.I), Axis::plain(s.I, 1)},
                        false);
       }
-      if (c1 > c0) {
-        after(p, dh_next, dh_cur, sl);
-        if (p > 0) {  // 1. for the next step
-          pointwise(p - 1, dh_next, sl);
-          pack_dg(p - 1);
-        }
-      }
+      if (c1 > c0) after(p, dh_next, dh_cur, sl);
+      if (p > 0) prepare(p - 1, dh_next);  // 1. for the next step
       std::swap(dh_cur, dh_next);
       if (!part.by_batch) barrier();  // 3.
     }
@@ -284,22 +330,7 @@ void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_las
   });
 }
 
-// After the reverse loop, over all T·B rows (time-major, processing order), the input side:
-//   d_kernel = X^T dgx,  dx = dgx kernel^T
-// dgx: (T, B, G·H) gate gradients on the input side.
-template <class T>
-void input_gradients(const SeqShape& s, const T* x, const T* kernel, const T* dgx, bool go_backwards, T* dx,
-                     T* d_kernel) {
-  const index_t B = s.B, T_ = s.T, I = s.I, GH = s.gh();
-  const int nt = get_num_threads();
-  const MatView<const T> dgx_all = row_major(dgx, T_ * B, GH, GH);
-  gemm<T>(sequence_rows(x, B, T_, I, 0, T_, go_backwards).t(), dgx_all, row_major(d_kernel, I, GH, GH),
-          false, nt);
-  gemm<T>(dgx_all, row_major(kernel, I, GH, GH).t(), sequence_rows(dx, B, T_, I, 0, T_, go_backwards),
-          false, nt);
-}
-
-// ... and, after run_backward computed dx, the weights' side as one gemm_sum_k group over the T·B
+// After run_backward computed dx, the weights' side as one gemm_sum_k group over the T·B
 // rows (each k block of the gate gradients packed once, once for both when dgm == dgx):
 //   d_kernel = X^T dgx,  d_recurrent_kernel = H_prev^T dgm,
 //   d_bias_x = column sums of dgx and d_bias_m = those of dgm when not null (from the packed blocks)

@@ -36,19 +36,4 @@ inline T activation_grad_from_output(Activation act, T y) {
   }
 }
 
-
-}  // namespace rnnkit
-
-namespace rnnkit {
-
-// out[j] = sum_i a[i, j] over a (rows x cols) row-major block; rows summed in order (deterministic).
-template <class T>
-void column_sums(const T* a, index_t rows, index_t cols, T* out) {
-  std::fill(out, out + cols, T(0));
-  for (index_t i = 0; i < rows; ++i) {
-    const T* r = a + i * cols;
-    for (index_t j = 0; j < cols; ++j) out[j] += r[j];
-  }
-}
-
 }  // namespace rnnkit
