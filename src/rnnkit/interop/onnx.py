@@ -229,7 +229,8 @@ def to_onnx(model, path=None, opset=None, dynamic_batch=True, dynamic_time=True,
         x = _Tensor("x", 2, None)
     else:
         if input_features is None:
-            input_features = input_shape[-1] if input_shape is not None else getattr(first, "input_dim", None)
+            input_features = input_shape[-1] if input_shape is not None else getattr(
+                getattr(first, "forward_layer", first), "input_dim", None)
         if input_features is None:
             raise ValueError("the input size is unknown: pass input_features= or build the model")
         shape = [batch_dim, time_dim, int(input_features)] if rank == 3 else [batch_dim, int(input_features)]
