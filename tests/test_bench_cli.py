@@ -9,6 +9,7 @@ import json
 import pytest
 
 from rnnkit import bench
+from rnnkit.bench import workers
 
 NUMERIC_FIELDS = ("B", "T", "I", "H", "flops", "threads")
 
@@ -115,13 +116,13 @@ def test_torch_column_from_subprocess(tmp_path, capsys):
 
 def test_failing_torch_subprocess_leaves_column_empty(monkeypatch, capsys):
     """A PyTorch subprocess that crashes is reported in the footer; the rest of the table stands."""
-    monkeypatch.setattr(bench, "torch_available", lambda: True)
+    monkeypatch.setattr(workers, "torch_available", lambda: True)
 
     def crashed(cmd, **kwargs):
-        assert cmd[1:3] == ["-m", "rnnkit._bench_torch"]
-        return bench.subprocess.CompletedProcess(cmd, 1, stdout="", stderr="RuntimeError: boom\n")
+        assert cmd[1:3] == ["-m", "rnnkit.bench.torch_worker"]
+        return workers.subprocess.CompletedProcess(cmd, 1, stdout="", stderr="RuntimeError: boom\n")
 
-    monkeypatch.setattr(bench.subprocess, "run", crashed)
+    monkeypatch.setattr(workers.subprocess, "run", crashed)
     code, captured = _run(["--sizes", "seed-tiny", "--mode", "fwd", "--no-layer", "--no-ort", "--repeat", "1",
                            "--min-time", "0"], capsys)
     assert code == 0, captured.err + captured.out
@@ -182,20 +183,20 @@ def test_ort_column_from_subprocess_fwd_rows_only(tmp_path, capsys):
 
 def test_ort_request_and_failures(monkeypatch, capsys):
     """The ORT subprocess gets the fwd rows only; a job error becomes a row note, a crash a footer line."""
-    monkeypatch.setattr(bench, "torch_available", lambda: False)
-    monkeypatch.setattr(bench, "ort_available", lambda: True)
+    monkeypatch.setattr(workers, "torch_available", lambda: False)
+    monkeypatch.setattr(workers, "ort_available", lambda: True)
     requests = []
 
     def fake(cmd, **kwargs):
-        assert cmd[1:3] == ["-m", "rnnkit._bench_ort"]
+        assert cmd[1:3] == ["-m", "rnnkit.bench.ort_worker"]
         request = json.loads(cmd[3])
         requests.append(request)
         answers = [{"error": "RuntimeError: no kernel"}] + [
             {"median_ms": 0.5, "min_ms": 0.4, "q1_ms": 0.45, "q3_ms": 0.55, "samples": 3}] * (len(request["jobs"]) - 1)
-        return bench.subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(
+        return workers.subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(
             {"onnxruntime_version": "9.9", "onnx_version": "1.0", "threads": 2, "results": answers}) + "\n", stderr="")
 
-    monkeypatch.setattr(bench.subprocess, "run", fake)
+    monkeypatch.setattr(workers.subprocess, "run", fake)
     code, captured = _run(["--sizes", "seed-tiny,seed-small", "--no-layer", "--no-reference", "--repeat", "1",
                            "--min-time", "0", "--warmup", "0"], capsys)
     assert code == 0, captured.err + captured.out
@@ -209,9 +210,9 @@ def test_ort_request_and_failures(monkeypatch, capsys):
     assert "onnxruntime 9.9" in captured.out
 
     def crashed(cmd, **kwargs):
-        return bench.subprocess.CompletedProcess(cmd, 1, stdout="", stderr="ImportError: boom\n")
+        return workers.subprocess.CompletedProcess(cmd, 1, stdout="", stderr="ImportError: boom\n")
 
-    monkeypatch.setattr(bench.subprocess, "run", crashed)
+    monkeypatch.setattr(workers.subprocess, "run", crashed)
     code, captured = _run(["--sizes", "seed-tiny", "--mode", "fwd", "--no-layer", "--repeat", "1",
                            "--min-time", "0"], capsys)
     assert code == 0
@@ -219,13 +220,13 @@ def test_ort_request_and_failures(monkeypatch, capsys):
 
 
 def test_ort_column_says_why_it_is_empty(monkeypatch, capsys):
-    monkeypatch.setattr(bench, "ort_available", lambda: False)
+    monkeypatch.setattr(workers, "ort_available", lambda: False)
     code, captured = _run(["--sizes", "seed-tiny", "--mode", "fwd", "--no-layer", "--no-torch", "--repeat", "1",
                            "--min-time", "0"], capsys)
     assert code == 0
     assert "onnx/onnxruntime: not importable, column left '-'" in captured.out
-    monkeypatch.setattr(bench, "ort_available", lambda: True)
-    monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: pytest.fail("no ORT subprocess for float64"))
+    monkeypatch.setattr(workers, "ort_available", lambda: True)
+    monkeypatch.setattr(workers.subprocess, "run", lambda *a, **k: pytest.fail("no ORT subprocess for float64"))
     code, captured = _run(["--sizes", "seed-tiny", "--mode", "fwd", "--no-layer", "--no-torch", "--repeat", "1",
                            "--min-time", "0", "--dtype", "float64"], capsys)
     assert code == 0
@@ -261,7 +262,7 @@ def test_latency_table_rows_and_json(tmp_path, capsys):
 
 
 def test_latency_targets():
-    from rnnkit import _bench_latency as lat
+    from rnnkit.bench import latency as lat
 
     rows = lat.latency_rows(["lstm"], [8], [1], 4, "float32", 1) * 1
     row = rows[0]
@@ -276,7 +277,7 @@ def test_latency_targets():
 
 def test_latency_streaming_step_carries_the_state():
     """The streaming call of rnnkit (layer.step, or its fallback) gives the whole sequence's outputs."""
-    from rnnkit import _bench_latency as lat
+    from rnnkit.bench import latency as lat
 
     problem = bench.make_problem("lstm", (2, 5, 3, 4), "float32", d_outputs=False)
     sequence, step, _ = lat.rnnkit_calls("lstm", problem)
@@ -288,24 +289,24 @@ def test_latency_streaming_step_carries_the_state():
 
 
 def test_latency_workers_get_fwd_and_step_jobs(monkeypatch, capsys):
-    monkeypatch.setattr(bench, "torch_available", lambda: True)
-    monkeypatch.setattr(bench, "ort_available", lambda: True)
+    monkeypatch.setattr(workers, "torch_available", lambda: True)
+    monkeypatch.setattr(workers, "ort_available", lambda: True)
     calls = {}
 
     def fake(cmd, **kwargs):
         module = cmd[2]
         request = json.loads(cmd[3])
         calls[module] = request
-        ms = 0.02 if module == "rnnkit._bench_torch" else 0.01
+        ms = 0.02 if module == "rnnkit.bench.torch_worker" else 0.01
         answers = [{"median_ms": ms, "min_ms": ms, "q1_ms": ms, "q3_ms": ms, "samples": 2}] * len(request["jobs"])
-        version = {"torch_version": "0.0"} if module == "rnnkit._bench_torch" else {"onnxruntime_version": "0.0"}
-        return bench.subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(
+        version = {"torch_version": "0.0"} if module == "rnnkit.bench.torch_worker" else {"onnxruntime_version": "0.0"}
+        return workers.subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(
             {**version, "threads": 1, "results": answers}), stderr="")
 
-    monkeypatch.setattr(bench.subprocess, "run", fake)
+    monkeypatch.setattr(workers.subprocess, "run", fake)
     code, captured = _run(LATENCY_TINY + ["--cells", "gru", "--latency-batches", "1"], capsys)
     assert code == 0, captured.err + captured.out
-    assert set(calls) == {"rnnkit._bench_torch", "rnnkit._bench_ort"}
+    assert set(calls) == {"rnnkit.bench.torch_worker", "rnnkit.bench.ort_worker"}
     for request in calls.values():
         assert [(j["cell"], j["mode"], j["shape"]) for j in request["jobs"]] == [
             ("gru", "fwd", [1, 4, 8, 8]), ("gru", "step", [1, 4, 8, 8])]

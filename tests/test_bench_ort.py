@@ -1,5 +1,5 @@
 """The ONNX model of the benchmark's ONNX Runtime column runs the same math as rnnkit: rnnkit's
-weights converted by ``rnnkit._bench_ort.onnx_weights`` give, in ONNX Runtime, rnnkit's layer outputs
+weights converted by ``rnnkit.bench.ort_worker.onnx_weights`` give, in ONNX Runtime, rnnkit's layer outputs
 and final states (float32, rtol = atol = 1e-5). Skipped when onnx or onnxruntime is not installed
 (CI installs both)."""
 
@@ -12,7 +12,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 import rnnkit  # noqa: E402
-from rnnkit import _bench_ort  # noqa: E402
+from rnnkit.bench import ort_worker as _bench_ort  # noqa: E402
 
 pytestmark = pytest.mark.onnx
 

@@ -7,15 +7,13 @@
 
 #include "rnnkit/gemm.h"
 #include "rnnkit/kernels.h"
-#include "rnnkit/sequence.h"
+#include "rnnkit/tuning.h"
 #include "rnnkit/settings.h"
 #include "rnnkit/threading.h"
 
 namespace rnnkit {
 
 namespace {
-constexpr index_t kBatchLaneMaxColumns = 32;  // G·H
-
 std::atomic<int>& mode_slot() {
   static std::atomic<int> mode{settings().batch_lanes};  // RNNKIT_BATCH_LANES: 0 auto, 1 on, 2 off
   return mode;
@@ -38,12 +36,9 @@ void batch_lane_forward(const BatchLaneForward<T>& a) {
   const Kernels<T>& ker = kernels<T>();
   const index_t G = gates_of(a.cell);
   const index_t blocks = (a.batch + ker.lanes - 1) / ker.lanes;
-  // Blocks never interact, so threads only pay off once the whole sequence is worth a parallel
-  // region (the same 20x-the-step-threshold rule as the GEMM path's batch split).
+  // Blocks never interact: no barrier, threads once the whole sequence is worth a region.
   const double flops = 2.0 * a.batch * a.steps * G * a.units * (a.input_size + a.units);
-  const int nt = flops >= 20.0 * parallel_min_flops()
-                     ? static_cast<int>(std::min<index_t>(get_num_threads(), blocks))
-                     : 1;
+  const int nt = batch_lane_threads(flops, blocks);
   const index_t per_thread = batch_lane_scratch(a, ker.lanes);
   Buffer<T> scratch(nt * per_thread);  // per_thread is whole vectors: every slice stays aligned
   parallel(nt, [&](int tid, int n_threads) {

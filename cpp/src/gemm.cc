@@ -307,7 +307,8 @@ void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0
 
 template <class T>
 void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
-                    const MatView<T>& c, bool accumulate) {
+                    const MatView<T>& c, bool accumulate, index_t g0, index_t g1) {
+  if (g1 < 0) g1 = b.groups;
   const Kernels<T>& ker = kernels<T>();
   const index_t M = a.m, MC = (Blocking<T>::mc / 24) * 24;  // a multiple of every tile height
   const index_t panels_per_block = std::max<index_t>(1, Blocking<T>::nc / b.nr);
@@ -319,7 +320,7 @@ void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_
       const index_t kc = b.kblock_len(kb);
       const bool acc = accumulate || kb > 0;
       const T* ablk = a.block(kb) + (ic / a.mr) * a.mr * kc;
-      for (index_t g = 0; g < b.groups; ++g)
+      for (index_t g = g0; g < g1; ++g)
         for (index_t qb = q0; qb < q1; qb += panels_per_block) {
           const index_t qe = std::min(q1, qb + panels_per_block);
           const index_t c0 = qb * b.nr, c1 = std::min(b.group_n, qe * b.nr);
@@ -357,7 +358,7 @@ template <class T>
 void gemm(const MatView<const T>& a, const MatView<const T>& b, const MatView<T>& c, bool accumulate,
           int nt) {
   const double flops = 2.0 * double(c.nrows()) * double(c.ncols()) * double(a.ncols());
-  if (flops < 2.0e5) nt = 1;  // below ~0.1 ms of work a parallel region costs more than it saves
+  nt = gemm_threads(flops, nt);
   const index_t K = a.ncols();
   if (!accumulate && gemm_sum_k_parts<T>(K) > 1 && K >= 8 * std::max(c.nrows(), c.ncols())) {
     // a long K against a small C (weight-gradient shapes): split K, pack each B block once.
@@ -476,7 +477,7 @@ void gemm_sum_k(const GemmJob<T>* jobs, int n_jobs, int nt) {
     }
   };
   const double flops = 2.0 * double(K) * double(flop_elems);
-  if (flops < 2.0e5) nt = 1;
+  nt = gemm_threads(flops, nt);
   parallel(nt, [&](int tid, int n_threads) {
     if (n_threads < parts) {  // (a single thread) every part in turn
       for (int part = tid; part < parts; part += n_threads) run_part(part, 0, 1);
@@ -509,7 +510,7 @@ void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatV
   template int best_tile_rows<T>(index_t);                                                        \
   template void packed_a_fill_columns<T>(PackedA<T>&, const MatView<const T>&, index_t, index_t); \
   template void gemm_prepacked<T>(const PackedA<T>&, const PackedB<T>&, index_t, index_t,         \
-                                  const MatView<T>&, bool);                                       \
+                                  const MatView<T>&, bool, index_t, index_t);                     \
   template void gemm_packed<T>(const MatView<const T>&, const PackedB<T>&, index_t, index_t,      \
                                const MatView<T>&, bool, T*, index_t, index_t);                    \
   template void gemv_packed<T>(const MatView<const T>&, const PackedB<T>&, index_t, index_t,      \

@@ -1,9 +1,9 @@
-// GRU forward. reset_after=True runs on run_forward with the iteration GEMM writing h@R to its own
-// buffer (r multiplies only the recurrent part of the candidate). reset_after=False needs r before
-// the candidate's recurrent product, so each step has two GEMM phases and two barriers (both take
-// the layer's WeightPack and run as matrix-vector products for few rows, as run_forward does):
-//   1. pre_zr += h_{t-1} @ R_zr; z, r; rh = r * h_{t-1}        barrier
-//   2. rec_h = rh @ R_h; hh = act(pre_h + bias_h + rec_h); h_t  barrier
+// GRU forward, both variants on run_forward. reset_after=True: the iteration GEMM writes h@R to its
+// own buffer (r multiplies only the recurrent part of the candidate). reset_after=False needs r
+// before the candidate's recurrent product, so each step has two GEMM phases (run_forward's
+// MidPhase; with threads owning units, a barrier after each):
+//   1. pre_zr += h_{t-1} @ R_zr; z, r; rh = r * h_{t-1}
+//   2. rec_h = rh @ R_h; hh = act(pre_h + bias_h + rec_h); h_t
 #include <cstring>
 
 #include "rnnkit/gru.h"
@@ -57,89 +57,58 @@ void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T
   }, a.pack);
 }
 
+// Two GEMM phases per step on run_forward (MidPhase): h_{t-1} @ R over the z | r groups, then
+// (r * h_{t-1}) @ R over the h group.
 template <class T>
 void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<T>& pingpong) {
-  const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
+  const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   const Kernels<T>& ker = kernels<T>();
   auto state = [&](index_t p) -> T* {
     return a.states ? a.states + p * B * H : pingpong.data() + (p & 1) * B * H;
   };
-  // At most kGemvMaxRows rows: both phases as matrix-vector products on the packed weights.
-  const bool few_rows = B <= kGemvMaxRows;
-  const int nt = few_rows ? gemv_partition((T_ == 1 ? I + H : H) * GH * sizeof(T), H, ker.nr).threads
-                          : recurrent_threads(2.0 * B * GH * (H + I), H, ker.nr);
-  // kernel (I, 3H) and recurrent_kernel (H, 3H) as three gate groups z | r | h on panel
-  // boundaries: phase 1 multiplies by groups [0, 2), phase 2 by group 2. From the layer's
-  // WeightPack when it has one (inference), else packed here.
-  const std::shared_ptr<const PackedWeights<T>> prepacked = a.pack ? a.pack->get(3) : nullptr;
-  PackedB<T> own_kernel, own_recurrent;
-  if (!prepacked) {
-    packed_b_prepare(own_kernel, I, H, 3);
-    packed_b_prepare(own_recurrent, H, H, 3);
-  }
-  const PackedB<T>& kernel_p = prepacked ? prepacked->kernel : own_kernel;
-  const PackedB<T>& rec_p = prepacked ? prepacked->recurrent : own_recurrent;
-  const index_t chunk = a.gates ? T_ : std::max<index_t>(1, std::min<index_t>(T_, (512 + B - 1) / B));
-  Buffer<T> scratch(a.gates ? 1 : chunk * B * GH);
-  Buffer<T> rh_step(a.extra ? 1 : B * H), rec(B * GH);  // rec: columns [2H, 3H) = rh @ R_h
-  T* pre_all = a.gates ? a.gates : scratch.data();
-  const MatView<const T> kernel_v = row_major(a.kernel, I, GH, GH);
-  const MatView<const T> rec_v = row_major(a.recurrent_kernel, H, GH, GH);
-
-  parallel(nt, [&](int tid, int n_threads) {
-    if (!prepacked) {
-      packed_b_fill(own_kernel, kernel_v, tid, n_threads);
-      packed_b_fill(own_recurrent, rec_v, tid, n_threads);
-      barrier();
-    }
-    const Slice u = thread_slice(Partition{n_threads, false}, rec_p, B, H, tid, n_threads);
-    const index_t c0 = u.c0, nc = u.c1 - u.c0;
-    T* a_work = packed_a_workspace<T>();
-    for (index_t p0 = 0; p0 < T_; p0 += chunk) {
-      const index_t steps = std::min(chunk, T_ - p0);
-      T* pre_chunk = a.gates ? pre_all + p0 * B * GH : pre_all;
-      gemm_packed(sequence_rows(a.x, B, T_, I, p0, steps, a.go_backwards), kernel_p, u.q0, u.q1,
-                  row_major(pre_chunk, steps * B, GH, GH), false, a_work);
-      for (index_t p = p0; p < p0 + steps; ++p) {
-        T* pre = pre_chunk + (p - p0) * B * GH;
-        const T* h_prev = state(p);
-        T* h_next = state(p + 1);
-        T* rh = a.extra ? a.extra + p * B * H : rh_step.data();
-        // 1. z, r and rh = r * h_{t-1}
-        gemm_packed(row_major<const T>(h_prev, B, H, H), rec_p, u.q0, u.q1, row_major(pre, B, GH, GH), true,
-                    a_work, 0, 2);
-        for (index_t b = 0; b < B && nc > 0; ++b) {
-          for (int g = 0; g < 2; ++g) {
-            T* zg = pre + b * GH + g * H + c0;
-            if (a.bias)
-              for (index_t j = 0; j < nc; ++j) zg[j] += a.bias[g * H + c0 + j];
-            ker.activation(a.recurrent_activation, zg, zg, nc);
-          }
-          const T* r = pre + b * GH + H + c0;
-          for (index_t j = 0; j < nc; ++j) rh[b * H + c0 + j] = r[j] * h_prev[b * H + c0 + j];
-        }
-        barrier();
-        // 2. hh = act(xh + bias_h + rh @ R_h), h_t
-        gemm_packed(row_major<const T>(rh, B, H, H), rec_p, u.q0, u.q1, row_major(rec.data(), B, GH, GH), false,
-                    a_work, 2, 3);
-        for (index_t b = 0; b < B && nc > 0; ++b) {
-          const index_t row = b * H + c0;
-          T* out = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
-          if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
-            carry_state(h_prev + row, h_next + row, out, nc);
-            continue;
-          }
-          T* hh = pre + b * GH + 2 * H + c0;
-          const T* rc = rec.data() + b * GH + 2 * H + c0;
-          for (index_t j = 0; j < nc; ++j) hh[j] += rc[j] + (a.bias ? a.bias[2 * H + c0 + j] : T(0));
-          ker.activation(a.activation, hh, hh, nc);
-          gru_update(pre + b * GH + c0, hh, h_prev + row, h_next + row, nc);
-          if (out) std::memcpy(out, h_next + row, nc * sizeof(T));
-        }
-        if (p + 1 < T_) barrier();  // the region's end joins after the last step
+  Buffer<T> rh_step(a.extra ? 1 : B * H);  // r * h_{t-1} of the step (training: a.extra keeps every step's)
+  auto rh = [&](index_t p) -> T* { return a.extra ? a.extra + p * B * H : rh_step.data(); };
+  // phase 1 done: z, r = ract(pre + bias) and rh = r * h_{t-1} on the slice (every row: a masked
+  // row's rh is never used)
+  auto finish_zr = [&](index_t p, T* pre, const Slice& sl) {
+    const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
+    const T* h_prev = state(p);
+    T* rh_p = rh(p);
+    for (index_t b = sl.b0; b < sl.b1; ++b) {
+      for (int g = 0; g < 2; ++g) {
+        T* zg = pre + b * GH + g * H + c0;
+        if (a.bias)
+          for (index_t j = 0; j < nc; ++j) zg[j] += a.bias[g * H + c0 + j];
+        ker.activation(a.recurrent_activation, zg, zg, nc);
       }
+      const T* r = pre + b * GH + H + c0;
+      const T* hp = h_prev + b * H + c0;
+      T* out = rh_p + b * H + c0;
+      for (index_t j = 0; j < nc; ++j) out[j] = r[j] * hp[j];
     }
-  });
+  };
+  run_forward<T>(s, a.x, a.kernel, a.recurrent_kernel, a.go_backwards, a.gates, false,
+                 [&](index_t p) { return state(p); },
+                 [&](index_t p, T* pre, T* rec, const Slice& sl) {  // hh = act(xh + bias_h + rh @ R_h), h_t
+    const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
+    const T* h_prev = state(p);
+    T* h_next = state(p + 1);
+    for (index_t b = sl.b0; b < sl.b1; ++b) {
+      const index_t row = b * H + c0;
+      T* out = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
+      if (!step_valid(a.mask, b, p, T_, a.go_backwards)) {
+        carry_state(h_prev + row, h_next + row, out, nc);
+        continue;
+      }
+      T* hh = pre + b * GH + 2 * H + c0;
+      const T* rc = rec + b * GH + 2 * H + c0;
+      const T* bh = a.bias ? a.bias + 2 * H + c0 : nullptr;
+      for (index_t j = 0; j < nc; ++j) hh[j] += rc[j] + (bh ? bh[j] : T(0));
+      ker.activation(a.activation, hh, hh, nc);
+      gru_update(pre + b * GH + c0, hh, h_prev + row, h_next + row, nc);
+      if (out) std::memcpy(out, h_next + row, nc * sizeof(T));
+    }
+  }, a.pack, mid_phase<T>(2, rh, finish_zr));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "rnnkit/kernels.h"
 #include "rnnkit/lstm.h"
 #include "rnnkit/sequence.h"
+#include "rnnkit/tuning.h"
 #include "rnnkit/threading.h"
 #include "test_util.h"
 

@@ -11,6 +11,7 @@
 #include "rnnkit/gemm.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/sequence.h"
+#include "rnnkit/tuning.h"
 #include "rnnkit/settings.h"
 #include "rnnkit/simple_rnn.h"
 #include "rnnkit/threading.h"
@@ -356,10 +357,33 @@ static void test_settings() {
   }
 }
 
+// Every entry of the active ISA's kernel table is filled (the table is set field by field).
+template <class T>
+static void test_kernel_table() {
+  const Kernels<T>& k = kernels<T>();
+  check(k.isa && std::string(k.isa) == active_isa(), "table: isa name");
+  check(k.mr > 0 && k.nr > 0 && k.mr_small > 0 && k.lanes > 0 && k.fma_flops_per_iter > 0 && k.nr % k.lanes == 0,
+        "table: sizes");
+  const void* entries[] = {reinterpret_cast<const void*>(k.macro), reinterpret_cast<const void*>(k.macro_small),
+                           reinterpret_cast<const void*>(k.activation),
+                           reinterpret_cast<const void*>(k.lstm_forward_cell),
+                           reinterpret_cast<const void*>(k.gru_forward_cell),
+                           reinterpret_cast<const void*>(k.lstm_backward_update),
+                           reinterpret_cast<const void*>(k.gru_backward_update), reinterpret_cast<const void*>(k.exp),
+                           reinterpret_cast<const void*>(k.fma_probe), reinterpret_cast<const void*>(k.batch_lane_rows),
+                           reinterpret_cast<const void*>(k.pack_a_tile),
+                           reinterpret_cast<const void*>(k.simple_rnn_forward_cell),
+                           reinterpret_cast<const void*>(k.simple_rnn_backward_cell),
+                           reinterpret_cast<const void*>(k.gemv)};
+  for (const void* e : entries) check(e != nullptr, "table: every kernel set");
+}
+
 int main() {
   if (requested_isa_unavailable()) return kSkip;
   std::printf("rnnkit core tests, ISA %s, OpenMP %s\n", active_isa(), have_openmp() ? "on" : "off");
   std::mt19937 g(1234);
+  test_kernel_table<float>();
+  test_kernel_table<double>();
   test_gemm<float>(g);
   test_gemm<double>(g);
   test_gemm_sum_k<float>(g);

@@ -8,16 +8,11 @@
 
 #include "rnnkit/common.h"
 #include "rnnkit/kernels.h"
+#include "rnnkit/tuning.h"
 
 namespace rnnkit {
 
-// Cache blocking (elements). The micro-kernel broadcasts A and streams B as vectors, so the roles of
-// BLIS's A and B swap: an A micro-panel (kc x mr) stays in L1 while the B block (kc x nc) it meets
-// stays in L2, and the A block (mc x kc) is the large, L3-sized one.
-//   kc: depth of one packed block;  nc: columns of B per L2 block;  mc: rows of A packed at once.
-template <class T> struct Blocking;
-template <> struct Blocking<float> { static constexpr index_t kc = 384, nc = 256, mc = 1536; };
-template <> struct Blocking<double> { static constexpr index_t kc = 256, nc = 192, mc = 1536; };
+// Blocking<T> (cache blocking) and kGemvMaxRows: tuning.h.
 
 // B (K x N) packed once for many products, e.g. a recurrent kernel reused at every time step.
 // The N columns are `groups` groups of `group_n` columns (the gates of a cell: i|f|c|o); every group
@@ -77,7 +72,7 @@ void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0
 // Like gemm_packed, with A already packed.
 template <class T>
 void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
-                    const MatView<T>& c, bool accumulate);
+                    const MatView<T>& c, bool accumulate, index_t g0 = 0, index_t g1 = -1);
 
 // Like gemm_packed for A of at most kGemvMaxRows rows with contiguous columns (a.cols plain,
 // stride 1): matrix-vector products streaming each panel of B once, no A packing (the batch-1 and

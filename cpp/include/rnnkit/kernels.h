@@ -4,6 +4,7 @@
 
 #include "rnnkit/batch_lane.h"
 #include "rnnkit/common.h"
+#include "rnnkit/tuning.h"
 
 namespace rnnkit {
 
@@ -70,10 +71,6 @@ struct Kernels {
   void (*gemv)(index_t m, index_t n, index_t kc, const T* const* a, const T* b, index_t b_panel_stride,
                T* const* c, index_t col0, bool accumulate);
 };
-
-// Rows up to which a product against packed weights runs as matrix-vector products (Kernels::gemv)
-// instead of packed-A micro-tiles: a step of batch <= 4 is bound by reading the weights.
-constexpr index_t kGemvMaxRows = 4;
 
 // Scratch elements batch_lane_rows needs: rows of `lanes` for x_t (I), the input projections of
 // 8 steps (8·G·H), h and c ping-pongs (4H), gates (G·H), GRU extra (H) and the step's outputs (H).

@@ -26,6 +26,7 @@
 
 #include "rnnkit/gemm.h"
 #include "rnnkit/sequence.h"
+#include "rnnkit/tuning.h"
 #include "rnnkit/threading.h"
 #include "rnnkit/weight_pack.h"
 
@@ -37,21 +38,7 @@ struct SeqShape {
   index_t gh() const { return G * H; }
 };
 
-// How a recurrence is spread over threads. Batch rows never interact, so the cheapest split gives
-// each thread a slice of the batch: no barrier at all inside the time loop, at the price of every
-// thread streaming all of recurrent_kernel each step (chosen while that is near L2 size).
-// Otherwise threads own the same units of every gate and one barrier per step publishes h_t.
-// RNNKIT_RECURRENT_SPLIT=batch|units forces one (tests, tuning).
-struct Partition {
-  int threads = 1;
-  bool by_batch = false;
-};
-Partition partition(index_t batch, index_t steps, index_t units, index_t gates, std::size_t elem_size,
-                    double step_flops, int nr);
-// The split for steps of at most kGemvMaxRows rows (matrix-vector products bound by reading
-// `step_bytes` of packed weights per step): by units, on every thread once a step reads enough
-// bytes to outweigh a barrier, else serial.
-Partition gemv_partition(double step_bytes, index_t units, int nr);
+// Partition, partition(), gemv_partition(): tuning.h.
 
 // The rows [b0, b1) and units [c0, c1) (panels [q0, q1) of every gate block) one thread handles.
 struct Slice {
@@ -72,6 +59,28 @@ Slice thread_slice(const Partition& part, const PackedB<T>& packed, index_t B, i
   return sl;
 }
 
+// A second GEMM phase inside every step (GRU reset_after=False, whose candidate multiplies
+// r ⊙ h_{t-1}, known only once r is): the iteration GEMM then covers gate groups [0, split) only;
+// finish(p, pre_t, slice) completes those gates on the slice and writes the phase's input on it,
+// input(p) (B, H); after a barrier (units split) input(p) @ recurrent_kernel over groups [split, G)
+// lands in the separate (B, G·H) buffer handed to step. No second phase: NoMidPhase.
+struct NoMidPhase {
+  static constexpr bool active = false;
+  index_t split = -1;
+  float* input(index_t) const { return nullptr; }
+};
+template <class T, class Input, class Finish>
+struct MidPhase {
+  static constexpr bool active = true;
+  index_t split;  // gate groups of the first phase
+  Input input;    // input(p) -> T*: (B, H)
+  Finish finish;  // finish(p, pre_t, slice)
+};
+template <class T, class Input, class Finish>
+MidPhase<T, Input, Finish> mid_phase(index_t split, Input input, Finish finish) {
+  return MidPhase<T, Input, Finish>{split, input, finish};
+}
+
 // pre:       (rows, G·H) scratch the layer GEMM writes for a chunk of steps, or the whole sequence
 //            when `keep_all` (training: the cell turns it into its cache of activated gates).
 // separate:  the iteration GEMM writes h@R into its own (B, G·H) buffer instead of accumulating
@@ -82,19 +91,23 @@ Slice thread_slice(const Partition& part, const PackedB<T>& packed, index_t B, i
 // pack:      kernel and recurrent_kernel already packed (inference calls reusing a WeightPack), or
 //            null: packed here. With at most kGemvMaxRows batch rows the steps are matrix-vector
 //            products on the packed weights (gemv_packed): no state packing at all.
-template <class T, class HPrev, class Step>
+// mid:       a second GEMM phase per step (MidPhase above), or NoMidPhase.
+template <class T, class HPrev, class Step, class Mid = NoMidPhase>
 void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurrent_kernel,
                  bool go_backwards, T* keep_all, bool separate, HPrev h_prev, Step step,
-                 const WeightPack<T>* pack = nullptr) {
+                 const WeightPack<T>* pack = nullptr, Mid mid = Mid{}) {
   const index_t B = s.B, T_ = s.T, I = s.I, H = s.H, GH = s.gh();
   const Kernels<T>& ker = kernels<T>();
   const bool few_rows = B <= kGemvMaxRows;
   const Partition part = few_rows ? gemv_partition((T_ == 1 ? I + H : H) * GH * sizeof(T), H, ker.nr)
                                   : partition(B, T_, H, s.G, sizeof(T), 2.0 * B * GH * (H + I), ker.nr);
   const int nt = part.threads;
-  // Threads owning units need each gate block to start on a panel boundary; otherwise the gates
-  // are packed side by side (no per-gate padding: matters for small H).
-  const index_t groups = (nt > 1 && !part.by_batch) ? s.G : 1;
+  // Threads owning units, and a second phase (a subset of the gates), need each gate block to start
+  // on a panel boundary; otherwise the gates are packed side by side (no per-gate padding: matters
+  // for small H).
+  const index_t groups = (Mid::active || (nt > 1 && !part.by_batch)) ? s.G : 1;
+  const index_t split = Mid::active ? mid.split : -1;  // the first phase's gate groups (-1: all)
+  const bool two_buffers = separate || Mid::active;    // the step gets a separate recurrent product
   const std::shared_ptr<const PackedWeights<T>> prepacked = pack ? pack->get(groups) : nullptr;
   PackedB<T> own_kernel, own_recurrent;
   if (!prepacked) {
@@ -107,10 +120,12 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
   const bool gemv_steps = few_rows && !part.by_batch;
   const index_t chunk = keep_all ? T_ : std::max<index_t>(1, std::min<index_t>(T_, (512 + B - 1) / B));
   Buffer<T> scratch(keep_all ? 1 : chunk * B * GH);
-  Buffer<T> rec(separate ? B * GH : 1);
+  Buffer<T> rec(two_buffers ? B * GH : 1);
   // h_{t-1} packed for the iteration GEMM, ping-pong: shared when threads own units, one pair
   // per thread (its rows) when they own batch rows.
   std::vector<PackedA<T>> state_p(gemv_steps ? 0 : part.by_batch ? 2 * nt : 2);
+  // the second phase's input packed (one per owner: the end-of-step barrier orders its reuse)
+  std::vector<PackedA<T>> mid_p(gemv_steps || !Mid::active ? 0 : part.by_batch ? nt : 1);
   T* pre_all = keep_all ? keep_all : scratch.data();
   const MatView<const T> kernel_v = row_major(kernel, I, GH, GH);
   const MatView<const T> recurrent_v = row_major(recurrent_kernel, H, GH, GH);
@@ -123,11 +138,12 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
     const Slice sl = thread_slice(part, recurrent_p, B, H, tid, n_threads);
     const index_t nb = sl.rows();
     PackedA<T>* sp = gemv_steps ? nullptr : state_p.data() + (part.by_batch ? 2 * tid : 0);
-    if (!gemv_steps && (part.by_batch || tid == 0))
-      for (int i = 0; i < 2; ++i) {
-        const index_t rows = part.by_batch ? nb : B;
-        packed_a_prepare(sp[i], rows, H, recurrent_p.kc, best_tile_rows<T>(rows));
-      }
+    PackedA<T>* mp = mid_p.empty() ? nullptr : mid_p.data() + (part.by_batch ? tid : 0);
+    if (!gemv_steps && (part.by_batch || tid == 0)) {
+      const index_t rows = part.by_batch ? nb : B;
+      for (int i = 0; i < 2; ++i) packed_a_prepare(sp[i], rows, H, recurrent_p.kc, best_tile_rows<T>(rows));
+      if (mp) packed_a_prepare(*mp, rows, H, recurrent_p.kc, best_tile_rows<T>(rows));
+    }
     if (!prepacked || !gemv_steps) barrier();
     T* a_work = packed_a_workspace<T>();
     // each thread packs what it produced: its units of h_t (all rows), or all units of its rows
@@ -152,12 +168,26 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
         // 3. iteration GEMM (matrix-vector products when few rows)
         if (gemv_steps)
           gemv_packed(row_major<const T>(h_prev(p), B, H, H), recurrent_p, sl.q0, sl.q1,
-                      row_major(target, B, GH, GH), !separate);
+                      row_major(target, B, GH, GH), !separate, 0, split);
         else
           gemm_prepacked(sp[p & 1], recurrent_p, sl.q0, sl.q1, row_major(target + sl.b0 * GH, nb, GH, GH),
-                         !separate);
+                         !separate, 0, split);
+        if constexpr (Mid::active) {  // the second phase: finish the first gates, then input(p) @ R
+          if (sl.c1 > sl.c0) mid.finish(p, pre, sl);
+          T* in = mid.input(p);
+          if (mp)
+            packed_a_fill_columns(*mp, row_major<const T>(in + (part.by_batch ? sl.b0 * H : 0), part.by_batch ? nb : B, H, H),
+                                  sl.c0, sl.c1);
+          if (!part.by_batch) barrier();
+          if (gemv_steps)
+            gemv_packed(row_major<const T>(in, B, H, H), recurrent_p, sl.q0, sl.q1, row_major(rec.data(), B, GH, GH),
+                        false, split);
+          else
+            gemm_prepacked(*mp, recurrent_p, sl.q0, sl.q1, row_major(rec.data() + sl.b0 * GH, nb, GH, GH), false,
+                           split);
+        }
         // 4. post-GEMM, then pack this thread's part of h_t for the next step
-        if (sl.c1 > sl.c0) step(p, pre, separate ? rec.data() : nullptr, sl);
+        if (sl.c1 > sl.c0) step(p, pre, two_buffers ? rec.data() : nullptr, sl);
         if (p + 1 < T_) pack_state(p + 1);
         if (!part.by_batch && p + 1 < T_) barrier();  // 5. (the region's end joins after the last)
       }

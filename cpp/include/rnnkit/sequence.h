@@ -36,15 +36,6 @@ inline T activation_grad_from_output(Activation act, T y) {
   }
 }
 
-// Threads used for a recurrence whose per-step GEMM work (forward: layer + iteration GEMM,
-// 2·B·G·H·(I+H); backward: 2·B·G·H·H) is `step_flops`: below RNNKIT_PARALLEL_MIN_FLOPS a barrier
-// per step costs more than the second core saves.
-int recurrent_threads(double step_flops, index_t units, int nr);
-
-// Per-step work below which a recurrence runs serially: a barrier per step costs ~1 µs with hot
-// threads, and the second core only pays off once a step is several µs of GEMM (default 1e6;
-// RNNKIT_PARALLEL_MIN_FLOPS overrides it, for tuning on other machines).
-double parallel_min_flops();
 
 }  // namespace rnnkit
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "rnnkit/tuning.h"
+
 namespace rnnkit {
 
 // One variable whose value was not accepted.
@@ -25,7 +27,7 @@ struct Settings {
   std::string isa = "auto";           // RNNKIT_ISA: auto | generic | avx2 | avx512 (one the CPU supports)
   int batch_lanes = 0;                // RNNKIT_BATCH_LANES: 0 auto, 1 on, 2 off (set_batch_lanes' codes)
   int recurrent_split = 0;            // RNNKIT_RECURRENT_SPLIT: 0 auto, 1 batch, 2 units
-  double parallel_min_flops = 1.0e6;  // RNNKIT_PARALLEL_MIN_FLOPS: a number >= 0
+  double parallel_min_flops = kParallelMinFlopsDefault;  // RNNKIT_PARALLEL_MIN_FLOPS: a number >= 0
   // RNNKIT_CACHE_MB: limit of the cache of freed large blocks (workspace.cc), a whole number >= 0
   // (0 disables it). The default holds one training step of the benchmarks' large LSTM/GRU
   // (~0.7 GB of workspaces and results), so that repeated steps reuse it.

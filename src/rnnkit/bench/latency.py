@@ -3,7 +3,7 @@ Runtime, against a physical floor and the targets of issue 10.
 
 Rows: B ∈ --latency-batches (1, 4), T = --latency-steps (100), I = H ∈ --latency-units (256, 512,
 1024), each cell of --cells (all), float32 (--dtype), --threads threads. Weights and x come from
-``rnnkit.bench.make_problem(cell, (B, T, H, H))`` in every process (PyTorch uses its own random
+``rnnkit.make_problem(cell, (B, T, H, H))`` in every process (PyTorch uses its own random
 weights of the same shapes: timing only).
 
 Two measurements per row and implementation:
@@ -24,7 +24,7 @@ allowed = max(torch / 2, floor), and never slower than ONNX Runtime (allowed = m
 streaming allowed = max(torch / 5, floor). A target is "-" when PyTorch was not timed.
 
 Order, as in the main table: rnnkit (in process), then the NumPy floors, then PyTorch and ONNX
-Runtime each in its own subprocess (``rnnkit._bench_torch`` / ``rnnkit._bench_ort``, mode ``fwd`` for
+Runtime each in its own subprocess (``rnnkit.bench.torch_worker`` / ``rnnkit.bench.ort_worker``, mode ``fwd`` for
 the whole sequence and ``step`` for streaming), so no foreign thread pool spins next to rnnkit.
 """
 
@@ -35,7 +35,12 @@ import sys
 
 import numpy as np
 
-from . import bench
+from . import main as bench_main
+from .environment import CpuContention, blas_threads, environment, native_module
+from .problems import GATES, make_problem
+from .report import describe_environment, fmt_ratio, progress, progress_done
+from .timing import summarize, time_call, timing_kwargs
+from . import workers
 
 FLOOR_FACTOR = 1.25        # the floor is 1.25 × the bare weight-streaming products
 STEP_FLOOR_OVERHEAD_US = 5.0  # + 5 µs of per-call overhead allowed on a streaming step
@@ -75,7 +80,7 @@ def make_layer(cell: str, problem: dict, **options):
     layer_class = {"simple_rnn": rnnkit.SimpleRNN, "lstm": rnnkit.LSTM, "gru": rnnkit.GRU}[cell]
     extra = {"activation": "tanh"} if cell == "simple_rnn" else {"reset_after": True} if cell == "gru" else {}
     kernel = problem["kernel"]
-    layer = layer_class(kernel.shape[1] // bench.GATES[cell], dtype=str(kernel.dtype), **extra, **options)
+    layer = layer_class(kernel.shape[1] // GATES[cell], dtype=str(kernel.dtype), **extra, **options)
     layer.build(kernel.shape[0])
     layer.set_weights([kernel, problem["recurrent_kernel"], problem["bias"]])
     return layer
@@ -126,17 +131,17 @@ def floor_products(problem: dict):
 
 
 def _median_us(fn, timing) -> float:
-    return bench.summarize(bench.time_call(fn, **timing))["median_ms"] * 1e3
+    return summarize(time_call(fn, **timing))["median_ms"] * 1e3
 
 
 def time_rnnkit(args, rows) -> tuple[list[str], set[str]]:
     """rnnkit's two columns, in place; returns (errors, how the streaming step was taken)."""
     errors, step_ways = [], set()
-    timing = bench._timing_kwargs(args)
+    timing = timing_kwargs(args)
     for row in rows:
-        bench._progress(f"rnnkit {row['cell']} B={row['B']} H={row['H']}")
+        progress(f"rnnkit {row['cell']} B={row['B']} H={row['H']}")
         try:
-            problem = bench.make_problem(row["cell"], _shape(row), args.dtype, d_outputs=False)
+            problem = make_problem(row["cell"], _shape(row), args.dtype, d_outputs=False)
             sequence, step, way = rnnkit_calls(row["cell"], problem)
             step_ways.add(way)
             row["seq"]["rnnkit_us"] = _median_us(sequence, timing)
@@ -150,17 +155,17 @@ def time_rnnkit(args, rows) -> tuple[list[str], set[str]]:
 
 def _lowest_median_us(fn, timing, threads: int) -> float:
     medians = []
-    for blas_threads in sorted({threads, 1}, reverse=True):
-        with bench._blas_threads(blas_threads):
+    for n_blas in sorted({threads, 1}, reverse=True):
+        with blas_threads(n_blas):
             medians += [_median_us(fn, timing) for _ in range(FLOOR_TRIES)]
     return min(medians)
 
 
 def time_floors(args, rows) -> None:
-    timing = dict(bench._timing_kwargs(args), repeat=max(args.repeat, FLOOR_REPEAT))
+    timing = dict(timing_kwargs(args), repeat=max(args.repeat, FLOOR_REPEAT))
     for row in rows:
-        bench._progress(f"NumPy floor {row['cell']} B={row['B']} H={row['H']}")
-        problem = bench.make_problem(row["cell"], (row["B"], 1, row["I"], row["H"]), args.dtype, d_outputs=False)
+        progress(f"NumPy floor {row['cell']} B={row['B']} H={row['H']}")
+        problem = make_problem(row["cell"], (row["B"], 1, row["I"], row["H"]), args.dtype, d_outputs=False)
         recurrent, whole_cell = floor_products(problem)
         row["gemv_recurrent_us"] = _lowest_median_us(recurrent, timing, args.threads)
         row["gemv_cell_us"] = _lowest_median_us(whole_cell, timing, args.threads)
@@ -172,8 +177,8 @@ def run_worker_column(args, rows, module: str, label: str, column: str) -> tuple
     """Both kinds of every row in one subprocess of ``module``; fills ``row[kind][column + '_us']``."""
     jobs = [{"cell": row["cell"], "size": "latency", "mode": WORKER_MODE[kind], "shape": list(_shape(row))}
             for row in rows for kind in KINDS]
-    request = {"dtype": args.dtype, "threads": args.threads, "timing": bench._timing_kwargs(args), "jobs": jobs}
-    result, error = bench.run_worker(module, label, request, args.threads)
+    request = {"dtype": args.dtype, "threads": args.threads, "timing": timing_kwargs(args), "jobs": jobs}
+    result, error = workers.run_worker(module, label, request, args.threads)
     if error:
         return None, error
     answers = iter(result["results"])
@@ -230,7 +235,7 @@ def format_table(rows, kind: str) -> str:
         m = r[kind]
         lines.append((r["cell"], str(r["B"]), str(r["T"]) if kind == "seq" else "", str(r["H"]),
                       _fmt_us(m["rnnkit_us"]), _fmt_us(m["torch_us"]), _fmt_us(m["ort_us"]),
-                      bench._fmt_ratio(m["speedup_vs_torch"]), bench._fmt_ratio(m["speedup_vs_ort"]),
+                      fmt_ratio(m["speedup_vs_torch"]), fmt_ratio(m["speedup_vs_ort"]),
                       _fmt_us(m["floor_us"]), _fmt_us(m["allowed_us"]), _fmt_met(m["met"])))
     keep = [i for i in range(len(header)) if any(line[i] for line in lines)]  # drop the empty T column
     lines = [[line[i] for i in keep] for line in lines]
@@ -243,10 +248,10 @@ def format_table(rows, kind: str) -> str:
 
 
 def main(args) -> int:
-    """The latency run of ``python -m rnnkit.bench --latency`` (args from ``bench.parse_args``)."""
+    """The latency run of ``python -m rnnkit.bench --latency`` (args from ``rnnkit.bench.parse_args``)."""
     import rnnkit
 
-    contention = bench.CpuContention()
+    contention = CpuContention()
     contention.start()
     previous_threads = rnnkit.get_num_threads()
     rnnkit.set_num_threads(args.threads)
@@ -254,11 +259,11 @@ def main(args) -> int:
                         args.dtype, args.threads)
     footer = []
     try:
-        native = bench._native_module()
-        env = bench.environment(args, native, None)
+        native = native_module()
+        env = environment(args, native, None)
         env["rnnkit_threads"] = rnnkit.get_num_threads()
         env["backend"] = rnnkit.get_backend()
-        with bench._blas_threads(args.threads):
+        with blas_threads(args.threads):
             errors, step_ways = time_rnnkit(args, rows)       # 1. rnnkit, nothing else running
             time_floors(args, rows)                           # 2. NumPy's products (OpenBLAS)
     finally:
@@ -267,34 +272,34 @@ def main(args) -> int:
     # 3. PyTorch, then 4. ONNX Runtime, each in its own process
     if args.no_torch:
         pass
-    elif not bench.torch_available():
+    elif not workers.torch_available():
         footer.append("torch: not importable, columns left '-' (no targets without it)")
     else:
-        bench._progress("PyTorch in a subprocess")
-        result, error = run_worker_column(args, rows, "_bench_torch", "PyTorch", "torch")
+        progress("PyTorch in a subprocess")
+        result, error = run_worker_column(args, rows, "torch_worker", "PyTorch", "torch")
         if error:
             footer.append(f"torch: {error}")
         else:
             env["torch"], env["torch_threads"] = result.get("torch_version"), result.get("threads")
-    ort_note = bench.ort_reason(args)
+    ort_note = workers.ort_reason(args)
     if ort_note:
         footer.append(ort_note)
     elif not args.no_ort:
-        bench._progress("ONNX Runtime in a subprocess")
-        result, error = run_worker_column(args, rows, "_bench_ort", "ONNX Runtime", "ort")
+        progress("ONNX Runtime in a subprocess")
+        result, error = run_worker_column(args, rows, "ort_worker", "ONNX Runtime", "ort")
         if error:
             footer.append(f"onnxruntime: {error}")
         else:
             env["onnxruntime"], env["onnxruntime_threads"] = (result.get("onnxruntime_version"),
                                                               result.get("threads"))
-    bench._progress_done()
+    progress_done()
     finish_rows(rows)
     env["other_cpu_load"] = contention.stop()
     if env["other_cpu_load"] is not None and env["other_cpu_load"] > 0.10:
         footer.insert(0, f"WARNING: other processes used {100 * env['other_cpu_load']:.0f}% of the CPU time "
                          "during this run; timings are unreliable (rerun on a quiet machine)")
 
-    print(bench._describe_environment(env))
+    print(describe_environment(env))
     print(f"\nwhole sequence: µs per call of T={args.latency_steps} steps (rnnkit layer(x), return_sequences=True)")
     print(format_table(rows, "seq"))
     print(f"\nstreaming: µs per step, state carried (rnnkit {', '.join(sorted(step_ways)) or '-'})")
@@ -320,4 +325,4 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - run through `python -m rnnkit.bench --latency`
-    sys.exit(bench.main(["--latency", *sys.argv[1:]]))
+    sys.exit(bench_main(["--latency", *sys.argv[1:]]))

@@ -1,7 +1,7 @@
 """PyTorch side of ``rnnkit.bench``, run in its own process so that PyTorch's OpenMP pool never
 competes with rnnkit's (both spin on the same cores and distort each other's timings)::
 
-    python -m rnnkit._bench_torch '{"dtype": "float32", "threads": 2, "timing": {...},
+    python -m rnnkit.bench.torch_worker '{"dtype": "float32", "threads": 2, "timing": {...},
                                     "jobs": [{"cell": "simple_rnn", "size": "seed-tiny", "mode": "fwd",
                                               "shape": [B, T, I, H]}, ...]}'
 
@@ -70,7 +70,7 @@ def make_torch_call(torch, cell: str, shape, mode: str, dtype):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m rnnkit._bench_torch JSON_REQUEST", file=sys.stderr)
+        print("usage: python -m rnnkit.bench.torch_worker JSON_REQUEST", file=sys.stderr)
         return 2
     request = json.loads(argv[0])
     import torch

@@ -1,7 +1,7 @@
-"""ONNX Runtime side of ``rnnkit.bench``, run in its own process (like ``rnnkit._bench_torch``) so that
+"""ONNX Runtime side of ``rnnkit.bench``, run in its own process (like ``rnnkit.bench.torch_worker``) so that
 ONNX Runtime's spinning thread pool never runs next to rnnkit's timings::
 
-    python -m rnnkit._bench_ort '{"dtype": "float32", "threads": 2, "timing": {...},
+    python -m rnnkit.bench.ort_worker '{"dtype": "float32", "threads": 2, "timing": {...},
                                   "jobs": [{"cell": "lstm", "mode": "fwd", "shape": [B, T, I, H]}, ...]}'
 
 Prints one JSON line on stdout: ``{"onnxruntime_version", "onnx_version", "threads", "results"}`` with,
@@ -204,7 +204,7 @@ def make_ort_call(cell: str, shape, mode: str, dtype: str, threads: int):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m rnnkit._bench_ort JSON_REQUEST", file=sys.stderr)
+        print("usage: python -m rnnkit.bench.ort_worker JSON_REQUEST", file=sys.stderr)
         return 2
     request = json.loads(argv[0])
     import onnx

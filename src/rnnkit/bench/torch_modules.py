@@ -1,4 +1,4 @@
-"""``python -m rnnkit.bench --torch-modules`` (or ``python -m rnnkit._bench_torch_modules``): rnnkit.torch
+"""``python -m rnnkit.bench --torch-modules`` (or ``python -m rnnkit.bench.torch_modules``): rnnkit.torch
 against torch.nn inside PyTorch programs, side by side::
 
     python -m rnnkit.bench --torch-modules [--cells lstm,gru,simple_rnn] [--threads 2] [--repeat 5]
