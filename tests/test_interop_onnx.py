@@ -217,3 +217,22 @@ def test_unbuilt_and_bad_opset():
         to_onnx(built([rnnkit.LSTM(2)]), opset=12)
     with pytest.raises(TypeError, match="rnnkit.Sequential"):
         to_onnx(object())
+
+
+# -- the benchmark's ONNX Runtime column times the exported model --------------------------------
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_bench_column_runs_the_exported_model(cell):
+    from rnnkit.bench import make_problem
+    from rnnkit.bench import ort_worker
+
+    shape = (3, 5, 4, 6)
+    problem = make_problem(cell, shape, "float32", d_outputs=False)
+    model = ort_worker.exported_model(cell, problem)
+    assert model.producer_name == "rnnkit.interop"
+    run = ort_worker.make_ort_call(cell, shape, "fwd", "float32", threads=1)
+    (got,) = run()
+    reference = rnnkit.Sequential([CLASSES[cell](6, return_sequences=True)])
+    reference.build((None, None, 4))
+    reference.set_weights([problem["kernel"], problem["recurrent_kernel"], problem["bias"]])
+    np.testing.assert_allclose(got, reference.predict(problem["x"]), rtol=1e-5, atol=1e-5)
