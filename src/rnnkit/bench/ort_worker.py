@@ -14,9 +14,11 @@ Modes (inference only: ONNX Runtime does not train):
   (and ``initial_c``) inputs carry the state returned by the previous call; one sample = one step.
 
 Models are ONNX's own ``RNN`` (tanh) / ``LSTM`` / ``GRU`` operators (``linear_before_reset=1``, i.e.
-Keras's ``reset_after=True`` and PyTorch's GRU), built with ``onnx.helper`` at opset 14, with the
-weights of ``rnnkit.bench.make_problem`` converted by :func:`onnx_weights`, so that ONNX Runtime runs
-the same math as rnnkit. ONNX's layout is time-major (T, B, I): ONNX Runtime's CPU kernels reject
+Keras's ``reset_after=True`` and PyTorch's GRU) with the weights of ``rnnkit.bench.make_problem``, so
+that ONNX Runtime runs the same math as rnnkit. The ``fwd`` model is the problem's rnnkit layer
+exported by ``rnnkit.interop.to_onnx`` (:func:`exported_model`: what a user deploys); the ``step``
+model, whose state inputs ``to_onnx`` does not export, is built here by :func:`onnx_model` at opset
+14 with :func:`onnx_weights` (rnnkit.interop's conversion). ONNX's layout is time-major (T, B, I): ONNX Runtime's CPU kernels reject
 ``layout=1`` ("Batchwise recurrent operations (layout == 1) are not supported", 1.32), so the
 whole-sequence model transposes x to (T, B, I) and Y back to (B, T, H) inside the graph; the T = 1
 step model needs no transpose (x_t (B, I) is fed as (1, B, I), a NumPy view). ONNX Runtime's CPU RNN
@@ -32,57 +34,28 @@ import sys
 
 import numpy as np
 
-ONNX_OPS = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
-GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+# the weight conversion is rnnkit.interop's (docs/SPEC.md §17), shared with to_onnx
+from rnnkit.interop.onnx import GATES, LSTM_TO_ONNX, ONNX_OPS, onnx_weights  # noqa: F401
+
 ONNX_ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
 OPSET = 14  # the opset that added `layout` to RNN/LSTM/GRU; ONNX Runtime 1.16+ runs it
 IR_VERSION = 8  # onnx 1.10+ and every onnxruntime >= 1.10 read it
-# LSTM gate blocks: rnnkit/Keras order i, f, c, o -> ONNX order i, o, f, c
-LSTM_TO_ONNX = (0, 3, 1, 2)
 
 
-def onnx_weights(cell: str, kernel, recurrent_kernel, bias=None, reset_after: bool = True):
-    """rnnkit (Keras-layout) weights -> ONNX's ``W``, ``R``, ``B`` inputs for one direction.
+def exported_model(cell: str, problem):
+    """The whole-sequence model of the ``fwd`` column: the rnnkit layer of ``problem`` (its weights,
+    ``return_sequences=True``) in a Sequential exported by ``rnnkit.interop.to_onnx`` — the same file
+    a user gets, so the column times the exported model. Input ``x`` (B, T, I), output ``y`` (B, T, H)."""
+    import rnnkit
+    from rnnkit.interop import to_onnx
 
-    kernel (I, G·H), recurrent_kernel (H, G·H), bias (G·H,) or, for a GRU with reset_after, (2, 3H)
-    (row 0 input bias, row 1 recurrent bias), or None. Returns C-contiguous W (1, G·H, I),
-    R (1, G·H, H) and B (1, 2·G·H) = [Wb, Rb] in the weights' dtype. Gate blocks: LSTM i,f,c,o ->
-    ONNX i,o,f,c; GRU z,r,h is ONNX's order already. A single bias (every cell but the reset_after GRU)
-    becomes Wb, with Rb = 0; a GRU with reset_after=True must run with ``linear_before_reset=1``
-    and one with reset_after=False with ``linear_before_reset=0`` (see :func:`onnx_model`).
-    """
-    kernel = np.asarray(kernel)
-    recurrent_kernel = np.asarray(recurrent_kernel)
-    gates = GATES[cell]
-    units = recurrent_kernel.shape[0]
-    if kernel.ndim != 2 or recurrent_kernel.shape != (units, gates * units) or kernel.shape[1] != gates * units:
-        raise ValueError(f"{cell}: expected kernel (I, {gates}*H) and recurrent_kernel (H, {gates}*H), got "
-                         f"{kernel.shape} and {recurrent_kernel.shape}")
-    dtype = kernel.dtype
-    if bias is None:
-        w_bias = np.zeros(gates * units, dtype)
-        r_bias = np.zeros(gates * units, dtype)
-    else:
-        bias = np.asarray(bias, dtype)
-        if cell == "gru" and reset_after:
-            if bias.shape != (2, 3 * units):
-                raise ValueError(f"gru with reset_after=True: expected bias (2, {3 * units}), got {bias.shape}")
-            w_bias, r_bias = bias[0], bias[1]
-        else:
-            if bias.shape != (gates * units,):
-                raise ValueError(f"{cell}: expected bias ({gates * units},), got {bias.shape}")
-            w_bias, r_bias = bias, np.zeros(gates * units, dtype)
-
-    def reorder(columns):  # (..., G·H) with gate blocks in rnnkit's order -> ONNX's order
-        if cell != "lstm":
-            return columns
-        blocks = np.split(columns, 4, axis=-1)
-        return np.concatenate([blocks[g] for g in LSTM_TO_ONNX], axis=-1)
-
-    w = np.ascontiguousarray(reorder(kernel).T)[None]
-    r = np.ascontiguousarray(reorder(recurrent_kernel).T)[None]
-    b = np.concatenate([reorder(w_bias), reorder(r_bias)])[None]
-    return w, r, np.ascontiguousarray(b)
+    kernel, recurrent_kernel, bias = problem["kernel"], problem["recurrent_kernel"], problem["bias"]
+    layer_class = {"simple_rnn": rnnkit.SimpleRNN, "lstm": rnnkit.LSTM, "gru": rnnkit.GRU}[cell]
+    layer = layer_class(recurrent_kernel.shape[0], use_bias=bias is not None, return_sequences=True,
+                        dtype=kernel.dtype.name)
+    layer.build(kernel.shape[0])
+    layer.set_weights([kernel, recurrent_kernel] + ([] if bias is None else [bias]))
+    return to_onnx(rnnkit.Sequential([layer]))
 
 
 def onnx_model(cell: str, weights, *, activation: str = "tanh", reset_after: bool = True,
@@ -172,10 +145,9 @@ def make_ort_call(cell: str, shape, mode: str, dtype: str, threads: int):
     from rnnkit.bench import make_problem
 
     problem = make_problem(cell, tuple(shape), dtype, d_outputs=False)
-    weights = onnx_weights(cell, problem["kernel"], problem["recurrent_kernel"], problem["bias"])
     x = problem["x"]
     if mode == "fwd":
-        session = make_session(onnx_model(cell, weights), threads)
+        session = make_session(exported_model(cell, problem), threads)
         feeds = {"x": x}
 
         def run():
@@ -183,6 +155,7 @@ def make_ort_call(cell: str, shape, mode: str, dtype: str, threads: int):
         return run
     if mode != "step":
         raise ValueError(f"onnxruntime runs inference only: mode 'fwd' or 'step', got {mode!r}")
+    weights = onnx_weights(cell, problem["kernel"], problem["recurrent_kernel"], problem["bias"])
     session = make_session(onnx_model(cell, weights, step=True), threads)
     batch, steps, _, units = shape
     x_steps = [np.ascontiguousarray(x[:, t])[None] for t in range(steps)]  # (1, B, I) each
