@@ -284,6 +284,13 @@ def build_calls():
                                                        "kernel": np.zeros((0, 64), np.float32), "bias": None}))
     add("dense_forward", _native.dense_forward, variants)
 
+    # dense_backward(d_y, x, kernel, y, activation, has_bias): x fixes N, kernel I and U
+    db = dict(d_y=f(6, 3), x=f(6, 4), kernel=f(4, 3), y=f(6, 3), activation="tanh", has_bias=True)
+    variants = malformed_for(db)
+    variants.append(("x (2**40, 0) @ kernel (0, 3)", {**db, "x": np.zeros((HUGE, 0), np.float32),
+                                                      "kernel": np.zeros((0, 3), np.float32)}))
+    add("dense_backward", _native.dense_backward, variants)
+
     # activation(name, x), exp(x)
     a = dict(name="tanh", x=f(7))
     add("activation", _native.activation, malformed_for(a, enum_strings=("name",), free={"x": (0,)}, any_float=("x",)))

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "rnnkit/dense.h"
 #include "rnnkit/gemm.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/gru.h"
@@ -472,23 +473,42 @@ py::array dense_forward_t(py::object x, py::object kernel, py::object bias, cons
   py::array xa = checked<T>(x, "x", {-1, I}).template cast<py::array>();
   py::object ba = checked<T>(bias, "bias", {U}, true);
   const index_t N = xa.shape(0);
-  const rnnkit::Activation act = activation_of(activation, "activation");
   py::array y = empty<T>({N, U});
-  T* yp = mptr<T>(y);
-  const T* bp = cptr<T>(ba);
+  rnnkit::DenseForward<T> args;
+  args.rows = N, args.input_size = I, args.units = U;
+  args.x = cptr<T>(xa), args.kernel = cptr<T>(k), args.bias = cptr<T>(ba);
+  args.activation = activation_of(activation, "activation");
+  args.y = mptr<T>(y);
   {
     py::gil_scoped_release release;
-    rnnkit::gemm<T>(rnnkit::row_major(cptr<T>(xa), N, I, I), rnnkit::row_major(cptr<T>(k), I, U, U),
-                    rnnkit::row_major(yp, N, U, U), false, rnnkit::get_num_threads());
-    const rnnkit::Kernels<T>& ker = rnnkit::kernels<T>();
-    for (index_t i = 0; i < N; ++i) {
-      T* row = yp + i * U;
-      if (bp)
-        for (index_t j = 0; j < U; ++j) row[j] += bp[j];
-      if (act != rnnkit::Activation::kLinear) ker.activation(act, row, row, U);
-    }
+    rnnkit::dense_forward(args);
   }
   return y;
+}
+
+template <class T>
+py::tuple dense_backward_t(py::object d_y, py::object x, py::object kernel, py::object y,
+                           const std::string& activation, bool has_bias) {
+  py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
+  const index_t I = k.shape(0), U = k.shape(1);
+  py::array xa = checked<T>(x, "x", {-1, I}).template cast<py::array>();
+  const index_t N = xa.shape(0);
+  py::array dya = checked<T>(d_y, "d_y", {N, U}).template cast<py::array>();
+  py::array ya = checked<T>(y, "y", {N, U}).template cast<py::array>();
+  rnnkit::DenseBackward<T> args;
+  args.rows = N, args.input_size = I, args.units = U;
+  args.d_y = cptr<T>(dya), args.x = cptr<T>(xa), args.kernel = cptr<T>(k), args.y = cptr<T>(ya);
+  args.activation = activation_of(activation, "activation");
+  py::array dx = empty<T>({N, I}), dk = empty<T>({I, U});
+  py::object db = has_bias ? py::object(empty<T>({U})) : py::none();
+  rnnkit::Buffer<T> dz(args.activation == rnnkit::Activation::kLinear ? 1 : std::max<index_t>(1, N * U));
+  args.dx = mptr<T>(dx), args.d_kernel = mptr<T>(dk), args.d_bias = mptr<T>(db);
+  args.dz = dz.data();
+  {
+    py::gil_scoped_release release;
+    rnnkit::dense_backward(args);
+  }
+  return py::make_tuple(dx, dk, db);
 }
 
 template <class T>
@@ -633,6 +653,15 @@ PYBIND11_MODULE(_native, m) {
         },
         py::arg("x"), py::arg("kernel"), py::arg("bias"), py::arg("activation"),
         "y (N,U) = act(x (N,I) @ kernel (I,U) + bias)");
+  m.def("dense_backward",
+        [](py::object d_y, py::object x, py::object kernel, py::object y, const std::string& activation,
+           bool has_bias) {
+          return by_dtype(kernel, "kernel", [&](auto tag) {
+            return dense_backward_t<decltype(tag)>(d_y, x, kernel, y, activation, has_bias);
+          });
+        },
+        py::arg("d_y"), py::arg("x"), py::arg("kernel"), py::arg("y"), py::arg("activation"), py::arg("has_bias"),
+        "(dx (N,I), d_kernel (I,U), d_bias (U) or None) of dense_forward, from d_y (N,U) and its x, y");
   m.def("activation",
         [](const std::string& name, py::object x) {
           return by_dtype(x, "x", [&](auto tag) {

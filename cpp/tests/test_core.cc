@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "rnnkit/dense.h"
 #include "rnnkit/gemm.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/sequence.h"
@@ -357,6 +358,81 @@ static void test_settings() {
   }
 }
 
+// Dense forward / backward vs their naive twins (every activation, with and without bias, odd shapes,
+// N = 0), and the naive backward vs central finite differences (float64).
+template <class T>
+static void test_dense(std::mt19937& g) {
+  const Activation acts[] = {Activation::kLinear, Activation::kTanh, Activation::kSigmoid, Activation::kRelu,
+                             Activation::kHardSigmoid};
+  const index_t shapes[][3] = {{0, 3, 4}, {1, 1, 1}, {5, 7, 13}, {37, 64, 130}, {300, 20, 33}};
+  for (const auto& sh : shapes)
+    for (Activation act : acts)
+      for (int with_bias = 0; with_bias < 2; ++with_bias) {
+        const index_t N = sh[0], I = sh[1], U = sh[2];
+        const std::string name = "dense N=" + std::to_string(N) + " I=" + std::to_string(I) + " U=" +
+                                 std::to_string(U) + " act=" + std::to_string(int(act)) + " bias=" +
+                                 std::to_string(with_bias);
+        std::vector<T> x = randn<T>(N * I, g), k = randn<T>(I * U, g, 0.3), b = randn<T>(U, g), dy = randn<T>(N * U, g);
+        std::vector<T> y1(N * U), y2(N * U);
+        DenseForward<T> f;
+        f.rows = N, f.input_size = I, f.units = U, f.x = x.data(), f.kernel = k.data();
+        f.bias = with_bias ? b.data() : nullptr, f.activation = act, f.y = y1.data();
+        dense_forward(f);
+        f.y = y2.data();
+        dense_forward_naive(f);
+        check(rel_err(y1, y2) < tol<T>() * std::sqrt(double(I) + 1), name + " forward vs naive");
+        std::vector<T> dx1(N * I), dk1(I * U), db1(U), dz1(N * U), dx2(N * I), dk2(I * U), db2(U), dz2(N * U);
+        DenseBackward<T> bw;
+        bw.rows = N, bw.input_size = I, bw.units = U, bw.d_y = dy.data(), bw.x = x.data(), bw.kernel = k.data();
+        bw.y = y2.data(), bw.activation = act;
+        bw.dx = dx1.data(), bw.d_kernel = dk1.data(), bw.d_bias = with_bias ? db1.data() : nullptr, bw.dz = dz1.data();
+        dense_backward(bw);
+        bw.dx = dx2.data(), bw.d_kernel = dk2.data(), bw.d_bias = with_bias ? db2.data() : nullptr, bw.dz = dz2.data();
+        dense_backward_naive(bw);
+        const double t = tol<T>() * std::sqrt(double(std::max(N, U)) + 1);
+        check(rel_err(dx1, dx2) < t && rel_err(dk1, dk2) < t && (!with_bias || rel_err(db1, db2) < t),
+              name + " backward vs naive");
+      }
+  if (sizeof(T) != 8) return;
+  // the naive backward vs central differences of L = sum(y * dy)
+  const index_t N = 4, I = 3, U = 5;
+  for (Activation act : {Activation::kTanh, Activation::kSigmoid}) {
+    std::vector<T> x = randn<T>(N * I, g), k = randn<T>(I * U, g, 0.5), b = randn<T>(U, g), dy = randn<T>(N * U, g);
+    std::vector<T> y(N * U);
+    auto loss = [&]() {
+      DenseForward<T> f;
+      f.rows = N, f.input_size = I, f.units = U, f.x = x.data(), f.kernel = k.data(), f.bias = b.data();
+      f.activation = act, f.y = y.data();
+      dense_forward_naive(f);
+      double l = 0;
+      for (index_t e = 0; e < N * U; ++e) l += double(y[e]) * double(dy[e]);
+      return l;
+    };
+    loss();
+    std::vector<T> dx(N * I), dk(I * U), db(U), dz(N * U);
+    DenseBackward<T> bw;
+    bw.rows = N, bw.input_size = I, bw.units = U, bw.d_y = dy.data(), bw.x = x.data(), bw.kernel = k.data();
+    bw.y = y.data(), bw.activation = act, bw.dx = dx.data(), bw.d_kernel = dk.data(), bw.d_bias = db.data();
+    bw.dz = dz.data();
+    dense_backward_naive(bw);
+    auto fd = [&](std::vector<T>& v) {
+      std::vector<T> out(v.size());
+      for (size_t i = 0; i < v.size(); ++i) {
+        const T keep = v[i];
+        v[i] = keep + T(1e-6);
+        const double up = loss();
+        v[i] = keep - T(1e-6);
+        const double down = loss();
+        v[i] = keep;
+        out[i] = T((up - down) / 2e-6);
+      }
+      return out;
+    };
+    check(rel_err(dx, fd(x)) < 1e-7 && rel_err(dk, fd(k)) < 1e-7 && rel_err(db, fd(b)) < 1e-7,
+          "dense naive backward vs finite differences act=" + std::to_string(int(act)));
+  }
+}
+
 // Every entry of the active ISA's kernel table is filled (the table is set field by field).
 template <class T>
 static void test_kernel_table() {
@@ -390,6 +466,8 @@ int main() {
   test_gemm_sum_k<double>(g);
   test_gemv<float>(g);
   test_gemv<double>(g);
+  test_dense<float>(g);
+  test_dense<double>(g);
   test_activations<float>();
   test_activations<double>();
   test_simple_rnn<float>(g);

@@ -10,11 +10,7 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-import numpy as np
-
 from . import _native
-from . import reference as _reference
-from .reference.activations import get_activation
 
 _this = sys.modules[__name__]
 #: the forwards take ``pack=`` (an rnnkit.ops.WeightPack): packed layouts reused between calls
@@ -104,13 +100,8 @@ def dense_forward(x, kernel, bias=None, activation="linear", training=True):
 
 
 def dense_backward(d_y, cache):
-    # dZ = dY * act'(Y) (derivative written from the output); dx = dZ @ K^T; dK = X^T @ dZ
-    dz = d_y if cache.activation == "linear" else d_y * get_activation(cache.activation).derivative(cache.y)
-    dz = np.ascontiguousarray(dz, dtype=cache.kernel.dtype)
-    dx = _native.gemm(dz, cache.kernel, False, True)
-    dk = _native.gemm(cache.x, dz, True, False)
-    db = dz.sum(axis=0) if cache.has_bias else None
-    return dx, dk, db
+    # dz = d_y * act'(y) (written through y); dx = dz @ kernel^T; d_kernel = x^T dz; d_bias = sums of dz
+    return _native.dense_backward(d_y, cache.x, cache.kernel, cache.y, cache.activation, cache.has_bias)
 
 
 def set_num_threads(n):

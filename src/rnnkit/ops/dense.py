@@ -4,14 +4,11 @@ Shape letters: N rows, I input features, U units. ``y = act(x @ kernel + bias)``
 linear, relu, tanh, sigmoid (softmax is applied by ``layers.Dense`` after a linear GEMM).
 
 The active backend (``rnnkit.set_backend``) runs the canonical ``dense_forward``/``dense_backward`` of
-docs/ARCHITECTURE.md; a backend module without them (a native build that predates the dense kernel)
-falls back to the NumPy reference. Empty inputs (N = 0) always run on the reference, where zero-size
-GEMMs are well defined.
+docs/ARCHITECTURE.md (native: cpp/src/dense.cc, one GEMM and a fused bias + activation epilogue).
 """
 
 from __future__ import annotations
 
-import importlib
 
 
 from .. import _backend
@@ -57,14 +54,6 @@ class DenseCache:
                 f"rows={self.rows}, units={self.units}, dtype={self.dtype})")
 
 
-def _impl_with_dense(rows):
-    """The active implementation, or the reference when it lacks the dense kernel or N = 0."""
-    impl = _backend.get_impl()
-    if rows == 0 or not hasattr(impl, "dense_forward"):
-        impl = importlib.import_module("rnnkit.reference")
-    return impl
-
-
 def dense_forward(x, kernel, bias=None, activation="linear", training=True):
     """Fully connected layer: ``y = act(x @ kernel + bias)``.
 
@@ -99,7 +88,7 @@ def dense_forward(x, kernel, bias=None, activation="linear", training=True):
     x = canonical(x, dtype)
     rows = x.shape[0]
 
-    impl = _impl_with_dense(rows)
+    impl = _backend.get_impl()
     y, inner = impl.dense_forward(x, kernel, bias, activation=activation, training=training)
     if inner is None:
         return y, None
