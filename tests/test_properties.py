@@ -62,7 +62,7 @@ def problems(draw, cell):
 
 def _build(p):
     """(dtype, forward args, forward kwargs, d_outputs, d_last) of the problem ``p``."""
-    cell, B, T, I, H, G = p["cell"], p["B"], p["T"], p["I"], p["H"], GATES[p["cell"]]
+    B, T, I, H, G = p["B"], p["T"], p["I"], p["H"], GATES[p["cell"]]
     dtype = np.dtype(p["dtype"]).type
     rng = np.random.default_rng(p["seed"])
     kw = dict(activation=p["activation"], go_backwards=p["go_backwards"],

@@ -291,15 +291,10 @@ void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0
       k = kb_end;
       continue;
     }
-    for (index_t i = 0; i < pa.m; ++i) {
+    for (index_t i = 0; i < pa.m; ++i) {  // any other view, element by element
       T* dst = blk + (i / mr) * mr * kc_b + (i % mr) + koff * mr;
-      if (plain) {
-        const T* src = a.data + i * a.rows.stride + k;
-        for (index_t j = 0; j < n; ++j) dst[j * mr] = src[j];
-      } else {
-        const T* src = a.data + a.rows.offset(i);
-        for (index_t j = 0; j < n; ++j) dst[j * mr] = src[a.cols.offset(k + j)];
-      }
+      const T* src = a.data + a.rows.offset(i);
+      for (index_t j = 0; j < n; ++j) dst[j * mr] = src[a.cols.offset(k + j)];
     }
     k = kb_end;
   }

@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 # --- public API re-exports (layers, models, training) ---
-# Each owner uncomments their line once the module exists (and may extend __all__).
 from .layers import SimpleRNN, LSTM, GRU, Bidirectional
 __all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
 from .layers import Dense, Embedding, Flatten, Dropout, Masking
@@ -38,4 +37,5 @@ from . import optimizers
 from . import callbacks
 from . import datasets
 from .models import Sequential, load_model
-__all__ += ["callbacks", "datasets", "Sequential", "load_model"]
+__all__ += ["initializers", "activations", "losses", "optimizers", "callbacks", "datasets", "Sequential",
+            "load_model"]

@@ -197,8 +197,7 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
 
 // The input side for run_backward, which then computes dx_t = dG_t @ kernel^T inside the reverse
 // loop from the dG_t it packs anyway, instead of a T·B-row GEMM that packs all of dG again (faster
-// at every benchmark size, the large one included: SimpleRNN backward mnist-rows 2.2 -> 2.03 ms,
-// medium 9.5-10.3 -> 8.9-9.3 ms, large 275 -> 260-267 ms; LSTM medium 44-45 -> 40 ms).
+// at every benchmark size, the large one included: benchmarks/RESULTS.md, "What moved").
 template <class T>
 struct InputSide {
   const T* kernel;  // (I, G·H)
