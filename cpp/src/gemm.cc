@@ -301,7 +301,7 @@ void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0
 }
 
 template <class T>
-void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
+void gemm_packed_ab(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
                     const MatView<T>& c, bool accumulate, index_t g0, index_t g1) {
   if (g1 < 0) g1 = b.groups;
   const Kernels<T>& ker = kernels<T>();
@@ -504,7 +504,7 @@ void gemm_naive(const MatView<const T>& a, const MatView<const T>& b, const MatV
   template void packed_a_prepare<T>(PackedA<T>&, index_t, index_t, index_t, int);                 \
   template int best_tile_rows<T>(index_t);                                                        \
   template void packed_a_fill_columns<T>(PackedA<T>&, const MatView<const T>&, index_t, index_t); \
-  template void gemm_prepacked<T>(const PackedA<T>&, const PackedB<T>&, index_t, index_t,         \
+  template void gemm_packed_ab<T>(const PackedA<T>&, const PackedB<T>&, index_t, index_t,         \
                                   const MatView<T>&, bool, index_t, index_t);                     \
   template void gemm_packed<T>(const MatView<const T>&, const PackedB<T>&, index_t, index_t,      \
                                const MatView<T>&, bool, T*, index_t, index_t);                    \

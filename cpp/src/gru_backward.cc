@@ -37,9 +37,9 @@ void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx
           continue;
         }
         const T* g3 = a.gates + (p * B + b) * GH + c0;
-        ker.gru_backward_update(act, ract, nc, g3, g3 + H, g3 + 2 * H, a.states + (p * B + b) * H + c0,
-                                a.extra + (p * B + b) * H + c0, dh_p + b * H + c0, dout_row(b, p, c0),
-                                dx3 + c0, dx3 + 2 * H + c0, dx3 + H + c0, dm3 + 2 * H + c0);
+        ker.gru_backward_cell(act, ract, nc, g3, g3 + H, g3 + 2 * H, a.states + (p * B + b) * H + c0,
+                              a.extra + (p * B + b) * H + c0, dh_p + b * H + c0, dout_row(b, p, c0),
+                              dx3 + c0, dx3 + 2 * H + c0, dx3 + H + c0, dm3 + 2 * H + c0);
         std::memcpy(dm3 + c0, dx3 + c0, nc * sizeof(T));          // dz
         std::memcpy(dm3 + H + c0, dx3 + H + c0, nc * sizeof(T));  // dr
       }
@@ -83,9 +83,9 @@ void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg
           continue;
         }
         const T* g3 = a.gates + (p * B + b) * GH + c0;
-        ker.gru_backward_update(act, ract, nc, g3, g3 + H, g3 + 2 * H, a.states + (p * B + b) * H + c0,
-                                nullptr, dh_p + b * H + c0, dout_row(b, p, c0), d3 + c0, d3 + 2 * H + c0,
-                                nullptr, nullptr);
+        ker.gru_backward_cell(act, ract, nc, g3, g3 + H, g3 + 2 * H, a.states + (p * B + b) * H + c0,
+                              nullptr, dh_p + b * H + c0, dout_row(b, p, c0), d3 + c0, d3 + 2 * H + c0,
+                              nullptr, nullptr);
       }
     },
     [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {  // + d_rh * r + dh * z

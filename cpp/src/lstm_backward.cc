@@ -38,10 +38,10 @@ void lstm_backward(const LstmBackward<T>& a) {
         }
         const index_t row = b * H + c0;
         const T* gates = a.gates + (p * B + b) * GH + c0;
-        ker.lstm_backward_update(act, ract, nc, gates, gates + H, gates + 2 * H, gates + 3 * H,
-                                 a.c_states + (p + 1) * B * H + row, a.c_states + p * B * H + row,
-                                 dh_p + row, a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr,
-                                 dc + row, d + c0, d + H + c0, d + 2 * H + c0, d + 3 * H + c0);
+        ker.lstm_backward_cell(act, ract, nc, gates, gates + H, gates + 2 * H, gates + 3 * H,
+                               a.c_states + (p + 1) * B * H + row, a.c_states + p * B * H + row,
+                               dh_p + row, a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr,
+                               dc + row, d + c0, d + H + c0, d + 2 * H + c0, d + 3 * H + c0);
       }
     },
     [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {

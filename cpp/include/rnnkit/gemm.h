@@ -38,7 +38,9 @@ template <class T>
 void packed_b_fill(PackedB<T>& pb, const MatView<const T>& b, int tid, int nt);
 
 // C[:, g*group_n + cols of panels q0..q1) (+)= A · B for every group g: one thread's share of a
-// product with prepacked B. `a_work` holds at least packed_a_size<T>() elements.
+// product with B packed (A is packed here, block by block). `a_work` holds at least
+// packed_a_size<T>() elements. Naming: gemm_packed (B packed), gemm_packed_ab (A and B packed),
+// gemv_packed (B packed, few rows of A read in place).
 // Gate groups [g0, g1) only (g1 < 0: to the last), e.g. a GRU's z and r blocks without its h block.
 // A of at most kGemvMaxRows rows with contiguous columns goes to gemv_packed (see below).
 template <class T>
@@ -69,9 +71,9 @@ int best_tile_rows(index_t m);
 // Packs columns [k0, k1) of A (pa.m x pa.k) into pa (other columns untouched).
 template <class T>
 void packed_a_fill_columns(PackedA<T>& pa, const MatView<const T>& a, index_t k0, index_t k1);
-// Like gemm_packed, with A already packed.
+// Like gemm_packed, with A already packed too.
 template <class T>
-void gemm_prepacked(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
+void gemm_packed_ab(const PackedA<T>& a, const PackedB<T>& b, index_t q0, index_t q1,
                     const MatView<T>& c, bool accumulate, index_t g0 = 0, index_t g1 = -1);
 
 // Like gemm_packed for A of at most kGemvMaxRows rows with contiguous columns (a.cols plain,

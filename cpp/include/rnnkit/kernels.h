@@ -38,12 +38,12 @@ struct Kernels {
                            const T* mz, const T* mr, const T* mh, const T* bxz, const T* bxr,
                            const T* bxh, const T* bmz, const T* bmr, const T* bmh,
                            const T* h_prev, T* mh_out, T* h);
-  void (*lstm_backward_update)(Activation act, Activation ract, index_t n, const T* i, const T* f,
-                               const T* g, const T* o, const T* c, const T* c_prev, const T* dh,
-                               const T* dout, T* dc, T* di, T* df, T* dg, T* d_o);
-  void (*gru_backward_update)(Activation act, Activation ract, index_t n, const T* z, const T* r,
-                              const T* hh, const T* h_prev, const T* mh, const T* dh, const T* dout,
-                              T* dz, T* dhh, T* dr, T* dhh_r);
+  void (*lstm_backward_cell)(Activation act, Activation ract, index_t n, const T* i, const T* f,
+                             const T* g, const T* o, const T* c, const T* c_prev, const T* dh,
+                             const T* dout, T* dc, T* di, T* df, T* dg, T* d_o);
+  void (*gru_backward_cell)(Activation act, Activation ract, index_t n, const T* z, const T* r,
+                            const T* hh, const T* h_prev, const T* mh, const T* dh, const T* dout,
+                            T* dz, T* dhh, T* dr, T* dhh_r);
   // y[0:n] = exp(x[0:n]) (vectorised, used by tests and softmax-free paths).
   void (*exp)(const T* x, T* y, index_t n);
 

@@ -170,7 +170,7 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
           gemv_packed(row_major<const T>(h_prev(p), B, H, H), recurrent_p, sl.q0, sl.q1,
                       row_major(target, B, GH, GH), !separate, 0, split);
         else
-          gemm_prepacked(sp[p & 1], recurrent_p, sl.q0, sl.q1, row_major(target + sl.b0 * GH, nb, GH, GH),
+          gemm_packed_ab(sp[p & 1], recurrent_p, sl.q0, sl.q1, row_major(target + sl.b0 * GH, nb, GH, GH),
                          !separate, 0, split);
         if constexpr (Mid::active) {  // the second phase: finish the first gates, then input(p) @ R
           if (sl.c1 > sl.c0) mid.finish(p, pre, sl);
@@ -183,7 +183,7 @@ void run_forward(const SeqShape& s, const T* x, const T* kernel, const T* recurr
             gemv_packed(row_major<const T>(in, B, H, H), recurrent_p, sl.q0, sl.q1, row_major(rec.data(), B, GH, GH),
                         false, split);
           else
-            gemm_prepacked(*mp, recurrent_p, sl.q0, sl.q1, row_major(rec.data() + sl.b0 * GH, nb, GH, GH), false,
+            gemm_packed_ab(*mp, recurrent_p, sl.q0, sl.q1, row_major(rec.data() + sl.b0 * GH, nb, GH, GH), false,
                            split);
         }
         // 4. post-GEMM, then pack this thread's part of h_t for the next step
@@ -296,7 +296,7 @@ void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_las
         for (index_t g = 0; g < s.G - g_main; ++g) packed_a_fill_columns(*mp, last_v, g * H + c0, g * H + c1);
         if (!part.by_batch) barrier();
         if (nb > 0) {
-          gemm_prepacked(*mp, mid_t, sl.q0, sl.q1, row_major(mid.out + sl.b0 * H, nb, H, H), false);
+          gemm_packed_ab(*mp, mid_t, sl.q0, sl.q1, row_major(mid.out + sl.b0 * H, nb, H, H), false);
           if (c1 > c0) mid.finish(p, mid.out, sl);
         }
       }
@@ -310,12 +310,12 @@ void run_backward(const SeqShape& s, const T* recurrent_kernel, const T* d_h_las
     if (!part.by_batch) barrier();
     for (index_t p = T_ - 1; p >= 0 && nb > 0; --p) {
       // 2. dh_{p-1} = dG_p @ R^T
-      gemm_prepacked(dp[p & 1], recurrent_t, sl.q0, sl.q1, row_major(dh_next + sl.b0 * H, nb, H, H), false);
+      gemm_packed_ab(dp[p & 1], recurrent_t, sl.q0, sl.q1, row_major(dh_next + sl.b0 * H, nb, H, H), false);
       if (input) {  // dx_p = dG_p @ kernel^T: rows (b, t) of dx (B, T, I), columns split when units are
         index_t q0 = 0, q1 = kernel_t.panels;
         if (!part.by_batch) split_range(kernel_t.panels, 1, tid, n_threads, &q0, &q1);
         const index_t t = time_index(p, T_, input->go_backwards);
-        gemm_prepacked(xp[p & 1], kernel_t, q0, q1,
+        gemm_packed_ab(xp[p & 1], kernel_t, q0, q1,
                        MatView<T>{input->dx + (sl.b0 * T_ + t) * s.I, Axis::plain(nb, T_ * s.I), Axis::plain(s.I, 1)},
                        false);
       }
