@@ -27,7 +27,7 @@ __all__ = [
 
 # --- public API re-exports (layers, models, training) ---
 # Each owner uncomments their line once the module exists (and may extend __all__).
-from .layers import SimpleRNN, LSTM, GRU, Bidirectional
+from .layers import SimpleRNN, LSTM, GRU, LayerNormLSTM, LayerNormGRU, Bidirectional
 __all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
 from .layers import Dense, Embedding, Flatten, Dropout, Masking
 __all__ += ["Dense", "Embedding", "Flatten", "Dropout", "Masking"]
