@@ -327,3 +327,9 @@ def test_layer_norm_equals_a_torch_layernorm_loop(cls, cell):
     # gradients of the weights used directly (kernel, recurrent_kernel, bias)
     for g, t in zip(layer.grads[:3], w[:3]):
         np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_export_blockers_name_the_option():
+    assert rnnkit.LSTM(3, dropout=0.5)._export_blocker() is None
+    assert rnnkit.LSTM(3, zoneout_c=0.1, proj_units=2)._export_blocker() == "zoneout_c, proj_units"
+    assert rnnkit.LayerNormGRU(3)._export_blocker() == "layer normalisation"

@@ -166,6 +166,14 @@ class RNN(Layer):
         self._forward_kwargs.update(kwargs)
         self._step_kwargs.update(kwargs)
 
+    def _export_blocker(self):
+        """Why this layer's inference math has no Keras / ONNX counterpart (zoneout, projection,
+        layer norm), or None. Dropout and recurrent_dropout act in training only."""
+        names = [n for n, on in (("zoneout_h", self.zoneout_h), ("zoneout_c", self.zoneout_c),
+                                 ("proj_units", self.proj_units),
+                                 ("layer normalisation", "LayerNorm" in type(self).__name__)) if on]
+        return ", ".join(names) or None
+
     def _option_kwargs(self, x, training):
         """The per-call masks of dropout / recurrent_dropout / zoneout (docs/SPEC.md §18)."""
         kwargs = {}
