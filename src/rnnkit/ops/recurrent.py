@@ -347,7 +347,9 @@ def _check_d_outputs(d_outputs, cache: RecurrentCache):
 def _check_d_state(d_state, name, cache: RecurrentCache, index=0):
     if d_state is None:
         return None
-    size = cache.units if cache.state_sizes is None else cache.state_sizes[index]
+    if cache.state_sizes is None:
+        return canonical_data(d_state, name, cache.dtype, (cache.batch, cache.units), "= (batch, units)")
+    size = cache.state_sizes[index]
     return canonical_data(d_state, name, cache.dtype, (cache.batch, size), f"= (batch, {size})")
 
 
