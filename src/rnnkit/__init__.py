@@ -26,8 +26,8 @@ __all__ = [
 ]
 
 # --- public API re-exports (layers, models, training) ---
-from .layers import SimpleRNN, LSTM, GRU, Bidirectional
-__all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
+from .layers import SimpleRNN, LSTM, GRU, LayerNormLSTM, LayerNormGRU, Bidirectional
+__all__ += ["SimpleRNN", "LSTM", "GRU", "LayerNormLSTM", "LayerNormGRU", "Bidirectional"]
 from .layers import Dense, Embedding, Flatten, Dropout, Masking
 __all__ += ["Dense", "Embedding", "Flatten", "Dropout", "Masking"]
 from . import initializers

@@ -544,9 +544,14 @@ def _keras_layer(keras, layer):
         if layer.stateful:
             raise ValueError(f"layer {layer.name!r} is stateful: Keras needs a fixed batch size for "
                              f"stateful layers; convert a stateless copy")
+        if layer._export_blocker():
+            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) uses {layer._export_blocker()}, "
+                             f"which Keras's layers do not have")
         kwargs = dict(units=layer.units, activation=layer.activation, use_bias=layer.use_bias,
                       return_sequences=layer.return_sequences, go_backwards=layer.go_backwards,
                       dtype=layer.dtype.name, name=layer.name)
+        if layer.dropout or layer.recurrent_dropout:
+            kwargs.update(dropout=layer.dropout, recurrent_dropout=layer.recurrent_dropout)
         if layer.cell in ("lstm", "gru"):
             kwargs["recurrent_activation"] = layer.recurrent_activation
         if layer.cell == "lstm":

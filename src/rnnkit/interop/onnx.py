@@ -161,6 +161,10 @@ def _check_model(model):
     for layer in layers:
         if not isinstance(layer, Layer):
             raise TypeError(f"model layers must be rnnkit layers, got {type(layer).__name__}")
+        from ..layers.recurrent import RNN
+        for inner in getattr(layer, "forward_layer", None), layer:
+            if isinstance(inner, RNN) and inner._export_blocker():
+                raise _unsupported(inner, f"{inner._export_blocker()} has no ONNX operator here")
         if not layer.built:
             raise ValueError(f"layer {layer.name!r} is not built: build the model (model.build((None, T, "
                              f"I)) or a predict call) before exporting it")

@@ -8,11 +8,11 @@
 """
 
 from .base import Layer, get_layer_class, register_layer
-from .recurrent import GRU, LSTM, RNN, SimpleRNN
+from .recurrent import GRU, LSTM, RNN, LayerNormGRU, LayerNormLSTM, SimpleRNN
 from .wrappers import Bidirectional
 
 # --- core layers (core.py) ---
 from .core import Dense, Dropout, Embedding, Flatten, Masking
 
-__all__ = ["Layer", "register_layer", "get_layer_class", "RNN", "SimpleRNN", "LSTM", "GRU", "Bidirectional",
+__all__ = ["Layer", "register_layer", "get_layer_class", "RNN", "SimpleRNN", "LSTM", "GRU", "LayerNormLSTM", "LayerNormGRU", "Bidirectional",
            "Dense", "Embedding", "Flatten", "Dropout", "Masking"]

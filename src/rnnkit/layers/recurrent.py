@@ -31,10 +31,19 @@ from .._validation import (ACTIVATIONS, RECURRENT_ACTIVATIONS, as_array, check_a
 from .base import (Layer, build_input_dim, check_d_output, check_seed, checked_weight,
                    initialized_weight, register_layer, training_cache)
 
-__all__ = ["RNN", "SimpleRNN", "LSTM", "GRU"]
+__all__ = ["RNN", "SimpleRNN", "LSTM", "GRU", "LayerNormLSTM", "LayerNormGRU"]
 
 #: kernel + recurrent_kernel elements from which inference calls keep the weights packed
 _PACK_MIN_WEIGHTS = 4096
+
+
+def _rate(value, name, upper_open=True):
+    """A dropout / zoneout rate: a number in [0, 1) -> float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
 
 
 def sequence_input(layer, x):
@@ -75,8 +84,15 @@ class RNN(Layer):
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
                  return_state=False, go_backwards=False, stateful=False, dtype="float32", seed=None,
-                 name=None, cell_kwargs=None):
+                 name=None, cell_kwargs=None, dropout=0.0, recurrent_dropout=0.0, zoneout_h=0.0,
+                 zoneout_c=0.0, proj_units=None):
         super().__init__(dtype=dtype, name=name)
+        # docs/SPEC.md §18: Keras dropout / recurrent_dropout, zoneout (h, and c for LSTM), projection
+        self.dropout = _rate(dropout, "dropout")
+        self.recurrent_dropout = _rate(recurrent_dropout, "recurrent_dropout")
+        self.zoneout_h = _rate(zoneout_h, "zoneout_h")
+        self.zoneout_c = _rate(zoneout_c, "zoneout_c")
+        self.proj_units = None if proj_units is None else check_positive_int(proj_units, "proj_units")
         self.units = check_positive_int(units, "units")
         self.activation = check_activation(activation, "activation", ACTIVATIONS)
         self.use_bias = check_bool(use_bias, "use_bias")
@@ -103,6 +119,9 @@ class RNN(Layer):
         # Everything constant between calls, bound once so a call pays for no config lookups.
         self._forward_kwargs = dict(activation=self.activation, go_backwards=self.go_backwards,
                                     return_sequences=self.return_sequences, **self._cell_kwargs)
+        #: options that change inference too (zoneout, projection, layer norm) run on the reference
+        self._inference_options = bool(self.zoneout_h or self.zoneout_c or self._extra_weights())
+        self._dropout_rng = np.random.default_rng(None if self.seed is None else [self.seed, 16])
         self._weight_args = ()   # (kernel, recurrent_kernel, bias | None): the live weight arrays
         self._cache = None       # ops cache of the last training call
         self._output_shape = None
@@ -116,6 +135,64 @@ class RNN(Layer):
 
     def _init_bias(self, rng):
         return self.bias_initializer(self._bias_shape(), self.dtype, rng)
+
+    @property
+    def output_units(self):
+        """The size of h and of the output: proj_units with an LSTM projection, else units."""
+        return self.proj_units or self.units
+
+    def _state_sizes(self):
+        return (self.output_units,) + (self.units,) * (self._n_states - 1)
+
+    def _extra_weights(self):
+        """[(name, shape, initial value maker(rng))] of the weights after kernel, recurrent_kernel, bias."""
+        out = []
+        if self.proj_units:
+            out.append(("projection_kernel", (self.units, self.proj_units),
+                        lambda shape, rng: self.recurrent_initializer(shape, self.dtype, rng)))
+        return out
+
+    def _bind_weight_args(self, arrays):
+        """The live weight arrays -> positional (kernel, recurrent_kernel, bias | None) and the
+        keyword arguments of the extra weights (projection=..., layer_norm=[...])."""
+        n = 3 if self.use_bias else 2
+        self._weight_args = tuple(arrays[:n]) if self.use_bias else (*arrays[:n], None)
+        extra = list(arrays[n:])
+        kwargs = {}
+        if self.proj_units:
+            kwargs["projection"] = extra.pop(0)
+        if extra:
+            kwargs["layer_norm"] = extra
+        self._forward_kwargs.update(kwargs)
+        self._step_kwargs.update(kwargs)
+
+    def _export_blocker(self):
+        """Why this layer's inference math has no Keras / ONNX counterpart (zoneout, projection,
+        layer norm), or None. Dropout and recurrent_dropout act in training only."""
+        names = [n for n, on in (("zoneout_h", self.zoneout_h), ("zoneout_c", self.zoneout_c),
+                                 ("proj_units", self.proj_units),
+                                 ("layer normalisation", "LayerNorm" in type(self).__name__)) if on]
+        return ", ".join(names) or None
+
+    def _option_kwargs(self, x, training):
+        """The per-call masks of dropout / recurrent_dropout / zoneout (docs/SPEC.md §18)."""
+        kwargs = {}
+        B, T, G, S = x.shape[0], x.shape[1], self.gates, self.output_units
+        rng = self._dropout_rng
+        if training:
+            if self.dropout:  # Keras 3: one mask per gate block once recurrent_dropout is on
+                shape = (B, G, x.shape[2]) if self.recurrent_dropout and G > 1 else (B, x.shape[2])
+                kwargs["dropout_mask"] = (rng.random(shape) >= self.dropout) / self.dtype.type(1 - self.dropout)
+            if self.recurrent_dropout:
+                kwargs["recurrent_dropout_mask"] = ((rng.random((B, G, S)) >= self.recurrent_dropout)
+                                                    / self.dtype.type(1 - self.recurrent_dropout))
+        if self.zoneout_h or self.zoneout_c:
+            rates = (self.zoneout_h, self.zoneout_c)[:self._n_states]
+            sizes = self._state_sizes()
+            kwargs["zoneout"] = [
+                None if not p else (rng.random((B, T, n)) < p).astype(self.dtype) if training else p
+                for p, n in zip(rates, sizes)]
+        return kwargs
 
     def build(self, input_shape) -> None:
         """Create the weights for ``input_shape``: the input size I, or a shape whose last entry is I.
@@ -131,23 +208,26 @@ class RNN(Layer):
         arrays = [
             initialized_weight(self.kernel_initializer, (input_dim, GH), self.dtype, rng,
                                "kernel_initializer"),
-            initialized_weight(self.recurrent_initializer, (H, GH), self.dtype, rng,
+            initialized_weight(self.recurrent_initializer, (self.output_units, GH), self.dtype, rng,
                                "recurrent_initializer"),
         ]
         if self.use_bias:
             arrays.append(checked_weight(self._init_bias(rng), self._bias_shape(), self.dtype,
                                          "bias_initializer"))
+        for name, shape, make in self._extra_weights():
+            arrays.append(checked_weight(make(shape, rng), shape, self.dtype, name))
         self._own_weights(arrays)
-        self._weight_args = tuple(arrays) if self.use_bias else (*arrays, None)
+        self._bind_weight_args(arrays)
         # packing a few thousand weights costs less than keeping a pack (~1 µs per call)
-        self._uses_pack = self._uses_pack and (input_dim + H) * GH >= _PACK_MIN_WEIGHTS
+        self._uses_pack = (self._uses_pack and (input_dim + H) * GH >= _PACK_MIN_WEIGHTS
+                           and not self._inference_options)
         self.input_dim = input_dim
         self.built = True
 
     def __setstate__(self, state):
         super().__setstate__(state)
         if self.built:  # the bound weight arguments must be the (possibly replaced) weight arrays
-            self._weight_args = tuple(self._weights) if self.use_bias else (*self._weights, None)
+            self._bind_weight_args(self._weights)
 
     # -- weights by name (assigning copies into the live array, like set_weights) -----------------
     def _weight(self, name):
@@ -207,12 +287,13 @@ class RNN(Layer):
             raise ValueError(f"{argument}: {type(self).__name__} expects {n} state array(s) "
                              f"({', '.join(self.state_names)}), got {len(states)}")
         out = []
+        sizes = self._state_sizes()
         for i, s in enumerate(states):
             s = as_array(s, f"{argument}[{i}]")
             if batch is None and out:
                 batch = out[0].shape[0]
-            want = ("batch" if batch is None else batch, self.units)
-            if s.ndim != 2 or s.shape[1] != self.units or (batch is not None and s.shape[0] != batch):
+            want = ("batch" if batch is None else batch, sizes[i])
+            if s.ndim != 2 or s.shape[1] != sizes[i] or (batch is not None and s.shape[0] != batch):
                 raise ValueError(f"{argument}[{i}] ({self.state_names[i]}) must have shape "
                                  f"{format_shape(want)}, got {format_shape(s.shape)}")
             out.append(s)
@@ -242,8 +323,13 @@ class RNN(Layer):
         else:
             states = self._zero_states
         pack = None if training or not self._uses_pack else self._weight_pack()
+        kwargs = self._forward_kwargs
+        if self._inference_options or (training and (self.dropout or self.recurrent_dropout)):
+            if x.ndim != 3:
+                raise ValueError(f"x must have shape (batch, time, features), got {format_shape(x.shape)}")
+            kwargs = dict(kwargs, **self._option_kwargs(x, training))
         res = self._forward(x, *self._weight_args, *states, mask=mask, lengths=lengths,
-                            training=training, pack=pack, **self._forward_kwargs)
+                            training=training, pack=pack, **kwargs)
         # res = (outputs | None, *final_states, cache | None)
         output = res[0] if self.return_sequences else res[1]
         if training:
@@ -286,8 +372,11 @@ class RNN(Layer):
                 raise ValueError(f"mask must have shape ({x_t.shape[0]},) (one flag per batch row), "
                                  f"got {format_shape(mask.shape)}")
             mask = mask[:, None]
+        kwargs = self._step_kwargs
+        if self._inference_options:
+            kwargs = dict(kwargs, **self._option_kwargs(x_t[:, None, :], False))
         res = self._forward(x_t[:, None, :], *self._weight_args, *states, mask=mask,
-                            pack=self._weight_pack() if self._uses_pack else None, **self._step_kwargs)
+                            pack=self._weight_pack() if self._uses_pack else None, **kwargs)
         new_states = list(res[1:-1])
         y = new_states[0] if mask is None else np.where(mask, new_states[0], 0).astype(self.dtype)
         return y, new_states
@@ -315,9 +404,11 @@ class RNN(Layer):
             d_outputs = None
             if d_output is not None:
                 d_last[0] = d_output if d_last[0] is None else d_last[0] + d_output
-        dx, d_kernel, d_recurrent, d_bias, *d_init = self._backward(d_outputs, *d_last, cache)
+        dx, d_kernel, d_recurrent, d_bias, *rest = self._backward(d_outputs, *d_last, cache)
+        n = self._n_states
         self.grads = [d_kernel, d_recurrent, d_bias] if self.use_bias else [d_kernel, d_recurrent]
-        self.d_initial_state = d_init
+        self.grads += rest[n:]  # projection, layer-norm parameters
+        self.d_initial_state = rest[:n]
         return dx
 
     def _as_d_state(self, d_state):
@@ -327,11 +418,11 @@ class RNN(Layer):
         if len(d_state) != n:
             raise ValueError(f"d_state: {type(self).__name__} has {n} state(s) ({', '.join(self.state_names)}), "
                              f"got {len(d_state)} gradient(s)")
-        want = (self._output_shape[0], self.units)
         out = []
         for i, d in enumerate(d_state):
             if d is not None:
                 d = as_array(d, f"d_state[{i}]")
+                want = (self._output_shape[0], self._state_sizes()[i])
                 if d.shape != want:
                     raise ValueError(f"d_state[{i}] ({self.state_names[i]}) must have shape "
                                      f"{format_shape(want)}, got {format_shape(d.shape)}")
@@ -342,9 +433,9 @@ class RNN(Layer):
     def compute_output_shape(self, input_shape):
         """(B, T, I) -> (B, T, H) or (B, H); with return_state a list [output, *state shapes]."""
         batch, time = input_shape[0], input_shape[1]
-        out = (batch, time, self.units) if self.return_sequences else (batch, self.units)
+        out = (batch, time, self.output_units) if self.return_sequences else (batch, self.output_units)
         if self.return_state:
-            return [out] + [(batch, self.units)] * self._n_states
+            return [out] + [(batch, n) for n in self._state_sizes()]
         return out
 
     def compute_mask(self, mask):
@@ -370,6 +461,9 @@ class RNN(Layer):
             seed=self.seed,
             **self._cell_kwargs,
         )
+        for name in ("dropout", "recurrent_dropout", "zoneout_h"):
+            if getattr(self, name):
+                config[name] = getattr(self, name)
         return config
 
     def __repr__(self):
@@ -390,10 +484,11 @@ class SimpleRNN(RNN):
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
                  return_state=False, go_backwards=False, stateful=False, dtype="float32", seed=None,
-                 name=None):
+                 name=None, dropout=0.0, recurrent_dropout=0.0, zoneout_h=0.0):
         super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
                          bias_initializer, return_sequences, return_state, go_backwards, stateful,
-                         dtype, seed, name)
+                         dtype, seed, name, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                         zoneout_h=zoneout_h)
 
 
 @register_layer
@@ -412,13 +507,16 @@ class LSTM(RNN):
                  unit_forget_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
                  return_state=False, go_backwards=False, stateful=False, dtype="float32", seed=None,
-                 name=None):
+                 name=None, dropout=0.0, recurrent_dropout=0.0, zoneout_h=0.0, zoneout_c=0.0,
+                 proj_units=None):
         self.unit_forget_bias = check_bool(unit_forget_bias, "unit_forget_bias")
         recurrent_activation = check_activation(recurrent_activation, "recurrent_activation",
                                                 RECURRENT_ACTIVATIONS)
         super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
                          bias_initializer, return_sequences, return_state, go_backwards, stateful,
-                         dtype, seed, name, cell_kwargs={"recurrent_activation": recurrent_activation})
+                         dtype, seed, name, cell_kwargs={"recurrent_activation": recurrent_activation},
+                         dropout=dropout, recurrent_dropout=recurrent_dropout, zoneout_h=zoneout_h,
+                         zoneout_c=zoneout_c, proj_units=proj_units)
         self.recurrent_activation = recurrent_activation
 
     def _init_bias(self, rng):
@@ -432,6 +530,10 @@ class LSTM(RNN):
     def get_config(self) -> dict:
         config = super().get_config()
         config["unit_forget_bias"] = self.unit_forget_bias
+        if self.zoneout_c:
+            config["zoneout_c"] = self.zoneout_c
+        if self.proj_units:
+            config["proj_units"] = self.proj_units
         return config
 
 
@@ -452,7 +554,7 @@ class GRU(RNN):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, reset_after=True, dtype="float32", seed=None,
-                 name=None):
+                 name=None, dropout=0.0, recurrent_dropout=0.0, zoneout_h=0.0):
         recurrent_activation = check_activation(recurrent_activation, "recurrent_activation",
                                                 RECURRENT_ACTIVATIONS)
         reset_after = check_bool(reset_after, "reset_after")
@@ -460,9 +562,57 @@ class GRU(RNN):
                          bias_initializer, return_sequences, return_state, go_backwards, stateful,
                          dtype, seed, name,
                          cell_kwargs={"recurrent_activation": recurrent_activation,
-                                      "reset_after": reset_after})
+                                      "reset_after": reset_after},
+                         dropout=dropout, recurrent_dropout=recurrent_dropout, zoneout_h=zoneout_h)
         self.recurrent_activation = recurrent_activation
         self.reset_after = reset_after
 
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+
+def _layer_norm_weights(layer, cell_norm):
+    """LayerNorm{LSTM,GRU}: gamma_x, beta_x, gamma_h, beta_h (G·H,) [+ gamma_c, beta_c (H,)];
+    gammas ones, betas zeros."""
+    GH, H, dt = layer.gates * layer.units, layer.units, layer.dtype
+    ones = lambda shape, rng: np.ones(shape, dt)    # noqa: E731
+    zeros = lambda shape, rng: np.zeros(shape, dt)  # noqa: E731
+    out = [("gamma_x", (GH,), ones), ("beta_x", (GH,), zeros), ("gamma_h", (GH,), ones), ("beta_h", (GH,), zeros)]
+    if cell_norm:
+        out += [("gamma_c", (H,), ones), ("beta_c", (H,), zeros)]
+    return out
+
+
+@register_layer
+class LayerNormLSTM(LSTM):
+    """LSTM with layer normalisation (haste's LayerNormLSTM, Ba et al. 2016; docs/SPEC.md §18.4):
+    ``z = LN(x_t @ kernel; gamma_x, beta_x) + LN(h_{t-1} @ recurrent_kernel; gamma_h, beta_h) + bias``,
+    ``h_t = o ⊙ act(LN(c_t; gamma_c, beta_c))`` (c_t itself is carried unnormalised), epsilon 1e-5.
+
+    Weights: kernel, recurrent_kernel, bias (as LSTM), then gamma_x, beta_x, gamma_h, beta_h (4H,)
+    and gamma_c, beta_c (H,); gammas start at 1, betas at 0. Runs on the NumPy reference for now
+    (no native kernel yet: slow). Every LSTM argument applies (dropout, zoneout, proj_units...).
+    """
+
+    def _extra_weights(self):
+        return super()._extra_weights() + _layer_norm_weights(self, True)
+
+
+@register_layer
+class LayerNormGRU(GRU):
+    """GRU with layer normalisation (haste's LayerNormGRU; docs/SPEC.md §18.4), reset_after=True:
+    ``xw = LN(x_t @ kernel; gamma_x, beta_x)``, ``hw = LN(h_{t-1} @ recurrent_kernel; gamma_h, beta_h)``,
+    then the GRU of ``xw + bias[0]`` and ``hw + bias[1]``; epsilon 1e-5.
+
+    Weights: kernel, recurrent_kernel, bias (2, 3H), then gamma_x, beta_x, gamma_h, beta_h (3H,).
+    Runs on the NumPy reference for now (no native kernel yet: slow).
+    """
+
+    def __init__(self, units, *args, reset_after=True, **kwargs):
+        if reset_after is not True:
+            raise ValueError("LayerNormGRU: reset_after must be True (haste's layer-normalised GRU "
+                             f"normalises h_{{t-1}} @ recurrent_kernel before the reset gate), got {reset_after!r}")
+        super().__init__(units, *args, reset_after=True, **kwargs)
+
+    def _extra_weights(self):
+        return _layer_norm_weights(self, False)

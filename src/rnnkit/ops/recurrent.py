@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import _backend
 from .pack import check_pack
+from .extended import any_option, extended_forward
 from .._validation import (
     ACTIVATIONS,
     RECURRENT_ACTIVATIONS,
@@ -67,7 +68,8 @@ class RecurrentCache:
     ``return_sequences`` — the last five let backward check the incoming gradients' shapes.
     """
 
-    __slots__ = ("cell", "impl", "inner", "dtype", "batch", "time", "units", "return_sequences")
+    __slots__ = ("cell", "impl", "inner", "dtype", "batch", "time", "units", "return_sequences",
+                 "input_scale", "state_sizes")
 
     def __init__(self, cell, impl, inner, dtype, batch, time, units, return_sequences):
         self.cell = cell
@@ -78,6 +80,10 @@ class RecurrentCache:
         self.time = time
         self.units = units
         self.return_sequences = return_sequences
+        #: (B, 1, I) input-dropout multipliers applied before the cell (dx is scaled by them), or None
+        self.input_scale = None
+        #: the states' sizes when they differ from ``units`` (LSTM projection: (P, H)), or None
+        self.state_sizes = None
 
     def __repr__(self) -> str:
         return (
@@ -232,6 +238,15 @@ def _flags(go_backwards, training, return_sequences):
     )
 
 
+def _ext_flags(go_backwards, training, return_sequences, pack):
+    """The flags of an extended-options call (docs/SPEC.md §18); they take no weight pack."""
+    go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
+    if pack is not None:
+        raise ValueError("pack= is not supported with dropout masks, zoneout, projection or layer_norm "
+                         "(those calls do not use packed weights)")
+    return dict(go_backwards=go_backwards, training=training, return_sequences=return_sequences)
+
+
 def _make_cache(cell, impl, inner, x, units, return_sequences):
     """Wrap an implementation's cache (None when training=False) with what backward checks need."""
     if inner is None:
@@ -329,10 +344,20 @@ def _check_d_outputs(d_outputs, cache: RecurrentCache):
     )
 
 
-def _check_d_state(d_state, name, cache: RecurrentCache):
+def _check_d_state(d_state, name, cache: RecurrentCache, index=0):
     if d_state is None:
         return None
-    return canonical_data(d_state, name, cache.dtype, (cache.batch, cache.units), "= (batch, units)")
+    if cache.state_sizes is None:
+        return canonical_data(d_state, name, cache.dtype, (cache.batch, cache.units), "= (batch, units)")
+    size = cache.state_sizes[index]
+    return canonical_data(d_state, name, cache.dtype, (cache.batch, size), f"= (batch, {size})")
+
+
+def _scaled(res, cache: RecurrentCache):
+    """The backward's results, dx scaled by the input-dropout multipliers applied in forward."""
+    if cache.input_scale is None:
+        return res
+    return (res[0] * cache.input_scale, *res[1:])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,6 +378,9 @@ def simple_rnn_forward(
     lengths=None,
     return_sequences=True,
     pack=None,
+    dropout_mask=None,
+    recurrent_dropout_mask=None,
+    zoneout=None,
 ):
     """SimpleRNN over a sequence: ``h_t = act(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)``.
 
@@ -372,11 +400,21 @@ def simple_rnn_forward(
         pack: None, or a :class:`rnnkit.ops.WeightPack` made from ``kernel`` and ``recurrent_kernel``
             (pass ``pack.kernel`` and ``pack.recurrent_kernel``): the native backend reuses its packed
             layouts instead of packing the weights on every call (inference at small batches).
+        dropout_mask, recurrent_dropout_mask, zoneout: the options of docs/SPEC.md §18 (Keras
+            dropout multipliers (B, I) / (B, G, I) and (B, H) / (B, G, H); zoneout keep weights per
+            state, a number or (B, T, H)); see rnnkit.ops.extended for which run natively.
 
     Returns:
         ``(outputs, h_last, cache)``: outputs (B, T, H) or None, h_last (B, H) the state after the last
         unmasked step. T = 0: outputs (B, 0, H), h_last = h0 (zeros if None). B = 0: zero batch dim.
     """
+    if dropout_mask is not None or recurrent_dropout_mask is not None or zoneout is not None:
+        return extended_forward(
+            "simple_rnn", x, kernel, recurrent_kernel, bias, (h0,), activation=check_activation(
+                activation, "activation", ACTIVATIONS), recurrent_activation="sigmoid", reset_after=None,
+            mask=mask, lengths=lengths, **_ext_flags(go_backwards, training, return_sequences, pack),
+            dropout_mask=dropout_mask, recurrent_dropout_mask=recurrent_dropout_mask, zoneout=zoneout,
+            projection=None, layer_norm=None)
     activation = check_activation(activation, "activation", ACTIVATIONS)
     go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
     prepared = _prepare(1, x, kernel, recurrent_kernel, bias, (("h0", h0),), mask, lengths)
@@ -413,7 +451,7 @@ def simple_rnn_backward(d_outputs, d_h_last, cache):
     cache = _check_cache(cache, "simple_rnn", "simple_rnn_forward")
     d_outputs = _check_d_outputs(d_outputs, cache)
     d_h_last = _check_d_state(d_h_last, "d_h_last", cache)
-    return cache.impl.simple_rnn_backward(d_outputs, d_h_last, cache.inner)
+    return _scaled(cache.impl.simple_rnn_backward(d_outputs, d_h_last, cache.inner), cache)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,6 +474,11 @@ def lstm_forward(
     lengths=None,
     return_sequences=True,
     pack=None,
+    dropout_mask=None,
+    recurrent_dropout_mask=None,
+    zoneout=None,
+    projection=None,
+    layer_norm=None,
 ):
     """LSTM over a sequence (Keras layout, gate blocks i, f, c, o; see docs/SPEC.md §5).
 
@@ -446,11 +489,26 @@ def lstm_forward(
         activation: "tanh" | "relu" | "sigmoid" | "linear" (cell input and output).
         recurrent_activation: "sigmoid" | "hard_sigmoid" | "tanh" | "relu" | "linear" (gates).
         mask, go_backwards, training, lengths, return_sequences, pack: as in :func:`simple_rnn_forward`.
+        dropout_mask, recurrent_dropout_mask, zoneout: as in :func:`simple_rnn_forward` (zoneout: a
+            list [for h, for c]).
+        projection: (H, P) or None: h_t = (o ⊙ act(c_t)) @ projection; recurrent_kernel is then
+            (P, 4H), h0 / h_last / outputs have P columns (docs/SPEC.md §18.3).
+        layer_norm: None or [gamma_x, beta_x, gamma_h, beta_h] (4H,) + [gamma_c, beta_c] (H,)
+            (docs/SPEC.md §18.4). Backward appends d_projection, then these gradients.
 
     Returns:
         ``(outputs, h_last, c_last, cache)``: outputs (B, T, H) or None; h_last, c_last (B, H).
         T = 0: outputs (B, 0, H), h_last = h0 and c_last = c0 (zeros if None). B = 0: zero batch dim.
     """
+    if any_option(dropout_mask, recurrent_dropout_mask, zoneout, projection, layer_norm):
+        return extended_forward(
+            "lstm", x, kernel, recurrent_kernel, bias, (h0, c0),
+            activation=check_activation(activation, "activation", ACTIVATIONS),
+            recurrent_activation=check_activation(recurrent_activation, "recurrent_activation",
+                                                  RECURRENT_ACTIVATIONS), reset_after=None,
+            mask=mask, lengths=lengths, **_ext_flags(go_backwards, training, return_sequences, pack),
+            dropout_mask=dropout_mask, recurrent_dropout_mask=recurrent_dropout_mask, zoneout=zoneout,
+            projection=projection, layer_norm=layer_norm)
     activation = check_activation(activation, "activation", ACTIVATIONS)
     recurrent_activation = check_activation(recurrent_activation, "recurrent_activation", RECURRENT_ACTIVATIONS)
     go_backwards, training, return_sequences = _flags(go_backwards, training, return_sequences)
@@ -486,8 +544,8 @@ def lstm_backward(d_outputs, d_h_last, d_c_last, cache):
     cache = _check_cache(cache, "lstm", "lstm_forward")
     d_outputs = _check_d_outputs(d_outputs, cache)
     d_h_last = _check_d_state(d_h_last, "d_h_last", cache)
-    d_c_last = _check_d_state(d_c_last, "d_c_last", cache)
-    return cache.impl.lstm_backward(d_outputs, d_h_last, d_c_last, cache.inner)
+    d_c_last = _check_d_state(d_c_last, "d_c_last", cache, 1)
+    return _scaled(cache.impl.lstm_backward(d_outputs, d_h_last, d_c_last, cache.inner), cache)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,6 +568,10 @@ def gru_forward(
     lengths=None,
     return_sequences=True,
     pack=None,
+    dropout_mask=None,
+    recurrent_dropout_mask=None,
+    zoneout=None,
+    layer_norm=None,
 ):
     """GRU over a sequence (Keras layout, gate blocks z, r, h; see docs/SPEC.md §6).
 
@@ -522,10 +584,23 @@ def gru_forward(
         activation, recurrent_activation: as in :func:`lstm_forward`.
         reset_after: apply the reset gate after the recurrent matmul (Keras 3 / cuDNN / PyTorch).
         mask, go_backwards, training, lengths, return_sequences, pack: as in :func:`simple_rnn_forward`.
+        dropout_mask, recurrent_dropout_mask, zoneout: as in :func:`simple_rnn_forward`.
+        layer_norm: None or [gamma_x, beta_x, gamma_h, beta_h] (3H,) each (reset_after=True only;
+            docs/SPEC.md §18.4). Backward appends their gradients.
 
     Returns:
         ``(outputs, h_last, cache)`` as :func:`simple_rnn_forward`, including the T = 0 and B = 0 rules.
     """
+    if any_option(dropout_mask, recurrent_dropout_mask, zoneout, layer_norm):
+        return extended_forward(
+            "gru", x, kernel, recurrent_kernel, bias, (h0,),
+            activation=check_activation(activation, "activation", ACTIVATIONS),
+            recurrent_activation=check_activation(recurrent_activation, "recurrent_activation",
+                                                  RECURRENT_ACTIVATIONS),
+            reset_after=check_bool(reset_after, "reset_after"),
+            mask=mask, lengths=lengths, **_ext_flags(go_backwards, training, return_sequences, pack),
+            dropout_mask=dropout_mask, recurrent_dropout_mask=recurrent_dropout_mask, zoneout=zoneout,
+            projection=None, layer_norm=layer_norm)
     activation = check_activation(activation, "activation", ACTIVATIONS)
     recurrent_activation = check_activation(recurrent_activation, "recurrent_activation", RECURRENT_ACTIVATIONS)
     reset_after = check_bool(reset_after, "reset_after")
@@ -557,4 +632,4 @@ def gru_backward(d_outputs, d_h_last, cache):
     cache = _check_cache(cache, "gru", "gru_forward")
     d_outputs = _check_d_outputs(d_outputs, cache)
     d_h_last = _check_d_state(d_h_last, "d_h_last", cache)
-    return cache.impl.gru_backward(d_outputs, d_h_last, cache.inner)
+    return _scaled(cache.impl.gru_backward(d_outputs, d_h_last, cache.inner), cache)
