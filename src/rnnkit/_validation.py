@@ -174,6 +174,15 @@ def lengths_to_mask(lengths, batch: int, time: int) -> np.ndarray:
     return np.arange(time) < arr[:, None]
 
 
+def sequence_mask(mask, lengths, batch: int, time: int):
+    """The (batch, time) bool mask given by ``mask`` or ``lengths`` (shorthand for one), or None."""
+    if lengths is not None:
+        if mask is not None:
+            raise ValueError("pass either mask or lengths, not both (lengths is shorthand for a mask)")
+        return lengths_to_mask(lengths, batch, time)
+    return None if mask is None else canonical_mask(mask, batch, time)
+
+
 def check_activation(value, name: str = "activation", valid=ACTIVATIONS) -> str:
     """Return the lower-case activation name; ``None`` means ``"linear"`` (as in Keras).
 

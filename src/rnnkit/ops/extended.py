@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import (as_array, canonical, canonical_data, canonical_mask, canonical_weight,
-                           check_ndim, check_numeric, check_shape, format_shape, lengths_to_mask,
+from .._validation import (as_array, canonical, canonical_data, canonical_weight,
+                           check_ndim, check_numeric, check_shape, format_shape, sequence_mask,
                            weight_dtype)
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
@@ -110,12 +110,7 @@ def extended_forward(cell, x, kernel, recurrent_kernel, bias, states, *, activat
     sizes = (S, H)
     states = [None if v is None else canonical_data(v, n, dtype, (B, sizes[k]), f"= (batch, {sizes[k]})")
               for k, (n, v) in enumerate(zip(STATE_NAMES[cell], states))]
-    if lengths is not None:
-        if mask is not None:
-            raise ValueError("pass either mask or lengths, not both (lengths is shorthand for a mask)")
-        mask = lengths_to_mask(lengths, B, T)
-    elif mask is not None:
-        mask = canonical_mask(mask, B, T)
+    mask = sequence_mask(mask, lengths, B, T)
     shared_input = True
     if dropout_mask is not None:
         dropout_mask, shared_input = _multipliers(dropout_mask, "dropout_mask", B, G, I, dtype)

@@ -36,7 +36,7 @@ from .._validation import (
     as_array,
     canonical,
     canonical_data,
-    canonical_mask,
+    sequence_mask,
     canonical_weight,
     check_activation,
     check_bool,
@@ -45,7 +45,6 @@ from .._validation import (
     check_numeric,
     check_shape,
     format_shape,
-    lengths_to_mask,
     weight_dtype,
 )
 
@@ -150,12 +149,7 @@ def _prepare(gates, x, kernel, recurrent_kernel, bias, states, mask, lengths, re
         None if value is None else canonical_data(value, name, dtype, (batch, units), "= (batch, units)")
         for name, value in states
     ]
-    if lengths is not None:
-        if mask is not None:
-            raise ValueError("pass either mask or lengths, not both (lengths is shorthand for a mask)")
-        mask = lengths_to_mask(lengths, batch, time)
-    elif mask is not None:
-        mask = canonical_mask(mask, batch, time)
+    mask = sequence_mask(mask, lengths, batch, time)
     if mask is not None:
         x = _zero_masked_non_finite(x, mask)
     return dtype, x, kernel, recurrent_kernel, bias, states, mask, units
