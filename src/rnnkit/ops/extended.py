@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import RecurrentCache
 from .._validation import (as_array, canonical, canonical_data, canonical_weight,
                            check_ndim, check_numeric, check_shape, format_shape, sequence_mask,
                            weight_dtype)
@@ -65,7 +66,6 @@ def extended_forward(cell, x, kernel, recurrent_kernel, bias, states, *, activat
                      dropout_mask, recurrent_dropout_mask, zoneout, projection, layer_norm):
     """Validate, then run (see the module docstring). ``states``: tuple of initial states.
     Returns ``(outputs, *final_states, cache)``."""
-    from .recurrent import RecurrentCache  # circular at import time
 
     G = GATES[cell]
     kernel = as_array(kernel, "kernel")
