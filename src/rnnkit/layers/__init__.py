@@ -8,7 +8,8 @@
 """
 
 from .base import Layer, get_layer_class, register_layer
-from .recurrent import GRU, LSTM, RNN, LayerNormGRU, LayerNormLSTM, SimpleRNN
+from .cells import GRU, LSTM, LayerNormGRU, LayerNormLSTM, SimpleRNN
+from .recurrent import RNN
 from .wrappers import Bidirectional
 
 # --- core layers (core.py) ---
