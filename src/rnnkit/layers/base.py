@@ -13,7 +13,7 @@ arrays. The contract every layer keeps:
   copy of the weights can never go stale. ``get_weights()`` returns writeable copies.
 - ``compute_mask(mask)`` says which mask (if any) the next layer receives.
 - ``get_config()`` returns the constructor arguments (JSON-serialisable) for ``save``/``load_model``.
-- ``clear_training_cache()`` forgets what the last call kept (``Sequential.fit`` / ``evaluate`` /
+- ``clear_training_cache()`` forgets what the last call kept (``fit`` / ``evaluate`` /
   ``predict`` call it on every layer when they finish), so a trained layer holds only its weights.
 - Layers pickle and ``copy.deepcopy``: configuration, weights and the state a call depends on
   (stateful states, a Dropout's random stream) go along; the training cache and attributes derived
