@@ -29,13 +29,17 @@ __all__ = [
 # Each owner uncomments their line once the module exists (and may extend __all__).
 from .layers import SimpleRNN, LSTM, GRU, Bidirectional
 __all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
-from .layers import Dense, Embedding, Flatten, Dropout, Masking
-__all__ += ["Dense", "Embedding", "Flatten", "Dropout", "Masking"]
+from .layers import Dense, Embedding, Flatten, Dropout, Masking, RepeatVector, TimeDistributed
+__all__ += ["Dense", "Embedding", "Flatten", "Dropout", "Masking", "RepeatVector", "TimeDistributed"]
+from .layers import Concatenate, Add, Multiply, Average, Input
+__all__ += ["Concatenate", "Add", "Multiply", "Average", "Input"]
 from . import initializers
 from . import activations
 from . import losses
 from . import optimizers
 from . import callbacks
 from . import datasets
-from .models import Sequential, load_model
-__all__ += ["callbacks", "datasets", "Sequential", "load_model"]
+from . import metrics
+from .models import Model, Sequential, load_model
+__all__ += ["callbacks", "datasets", "metrics", "optimizers", "losses", "initializers", "activations",
+            "Model", "Sequential", "load_model"]

@@ -56,20 +56,25 @@ def data_mask(x, lengths, mask, n):
 
 
 def _take(arr, index):
-    return None if arr is None else arr[index]
+    if arr is None:
+        return None
+    if isinstance(arr, list):   # several inputs or outputs
+        return [a[index] for a in arr]
+    return arr[index]
 
 
 class Data:
-    """x, y, sample_weight and mask of one data set, sliced together into batches."""
+    """x, y, sample_weight and mask of one data set, sliced together into batches. ``x`` / ``y``
+    are arrays, or lists of arrays for models with several inputs / outputs."""
 
     def __init__(self, x, y=None, sample_weight=None, mask=None):
         self.x, self.y, self.sample_weight, self.mask = x, y, sample_weight, mask
 
     def __len__(self):
-        return len(self.x)
+        return len(self.x[0] if isinstance(self.x, list) else self.x)
 
     def take(self, index):
-        return Data(self.x[index], _take(self.y, index), _take(self.sample_weight, index),
+        return Data(_take(self.x, index), _take(self.y, index), _take(self.sample_weight, index),
                     _take(self.mask, index))
 
     def batches(self, batch_size, order=None):
@@ -82,26 +87,46 @@ class Data:
                 yield self.take(order[start:start + batch_size])
 
 
+def _as_data_list(value, name):
+    """An array, or (a list given for several inputs/outputs) a list of arrays of equal length."""
+    if not isinstance(value, list):
+        return as_data(value, name)
+    arrays = [as_data(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    for i, a in enumerate(arrays[1:], 1):
+        if len(a) != len(arrays[0]):
+            raise ValueError(f"{name}[{i}] has {len(a)} samples but {name}[0] has {len(arrays[0])}; "
+                             f"every array must have one row per sample")
+    return arrays
+
+
+def _first(value):
+    return value[0] if isinstance(value, list) else value
+
+
 def prepare_data(x, y, sample_weight, lengths, mask, need_y=True):
-    x = as_data(x, "x")
-    n = len(x)
+    """Check and bundle the data. ``x`` / ``y`` may be lists (several inputs / outputs; the model
+    turned tuples and dicts into lists); ``lengths`` / ``mask`` describe the first input."""
+    x = _as_data_list(x, "x")
+    n = len(_first(x))
     if n == 0:
         raise ValueError("x must hold at least one sample, got 0")
     if need_y:
-        y = as_data(y, "y")
-        if len(y) != n:
-            raise ValueError(f"x and y must have the same number of samples, got {n} and {len(y)}")
+        y = _as_data_list(y, "y")
+        if len(_first(y)) != n:
+            raise ValueError(f"x and y must have the same number of samples, got {n} and "
+                             f"{len(_first(y))}")
     if sample_weight is not None:
         sample_weight = as_data(sample_weight, "sample_weight")
         if len(sample_weight) != n:
             raise ValueError(f"sample_weight must have one entry per sample ({n}), "
                              f"got {len(sample_weight)}")
-    return Data(x, y, sample_weight, data_mask(x, lengths, mask, n))
+    return Data(x, y, sample_weight, data_mask(_first(x), lengths, mask, n))
 
 
-def split_validation(data, validation_data, validation_split):
+def split_validation(data, validation_data, validation_split, prepare=prepare_data):
     """``fit``'s (training data, validation data or None): ``validation_data`` wins over
-    ``validation_split`` (the *last* samples, before shuffling), as in Keras."""
+    ``validation_split`` (the *last* samples, before shuffling), as in Keras. ``prepare`` checks
+    validation_data (the model's, which knows its inputs and outputs)."""
     if isinstance(validation_split, (bool, np.bool_)) or not isinstance(
             validation_split, (int, float, np.integer, np.floating)):
         raise TypeError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
@@ -112,7 +137,7 @@ def split_validation(data, validation_data, validation_split):
             raise ValueError("validation_data must be a tuple (x_val, y_val) or "
                              "(x_val, y_val, sample_weight_val)")
         val_sw = validation_data[2] if len(validation_data) == 3 else None
-        return data, prepare_data(validation_data[0], validation_data[1], val_sw, None, None)
+        return data, prepare(validation_data[0], validation_data[1], val_sw, None, None)
     if validation_split > 0:
         n = len(data)
         split_at = int(n * (1.0 - validation_split))

@@ -118,32 +118,56 @@ class Mean:
 class PassMetrics:
     """The loss and metric means of one pass over data (an epoch of ``fit``, an ``evaluate``).
 
-    ``names`` are the metric names, ``functions`` the model's list of resolved functions (None until
-    the first batch resolves them; the list is filled in place so the model keeps the choice).
-    ``update(loss_value, y_true, y_pred, loss_mask)`` adds one batch; ``logs()`` gives
-    ``{"loss": ..., name: ...}``.
+    ``output_names``: None for a model with one output, else the names of its outputs.
+    ``names``: the metric names; ``functions``: the model's per-output lists of resolved metric
+    functions (None until the first batch resolves them; filled in place so the model keeps the
+    choice); ``losses``: the per-output losses (for resolving "accuracy").
+    ``update(batch, total, y_preds, values, loss_masks)`` adds one batch (per-output lists);
+    ``logs()`` gives ``{"loss": ..., name: ...}``, with several outputs also
+    ``"<output>_loss"`` and ``"<output>_<metric>"`` per output. With one output the loss mean is
+    weighted by loss entries (exact over masked sequences); with several, ``loss`` (the weighted
+    sum) is weighted by samples and each ``<output>_loss`` by its own entries.
     """
 
-    def __init__(self, names, functions, loss):
+    def __init__(self, output_names, names, functions, losses, loss_weights=None):
+        self.output_names = output_names
         self.names = names
         self.functions = functions
-        self.loss = loss
+        self.losses = losses
         self.loss_mean = Mean()
-        self.means = [Mean() for _ in names]
+        n_outputs = 1 if output_names is None else len(output_names)
+        self.output_loss_means = [Mean() for _ in range(n_outputs)]
+        self.means = [[Mean() for _ in names] for _ in range(n_outputs)]
 
-    def update(self, value, y_true, y_pred, loss_mask):
-        self.loss_mean.add(value, entries(y_pred, loss_mask))
-        for i, name in enumerate(self.names):
-            if self.functions[i] is None:
-                self.functions[i] = resolve(name, self.loss, y_true, y_pred)
-            values = np.asarray(self.functions[i](y_true, y_pred), dtype=np.float64)
-            if loss_mask is not None:
-                values = values[loss_mask]
-            if values.size:
-                self.means[i].add(values.mean(), values.size)
+    def update(self, batch, total, y_preds, values, loss_masks):
+        multi = self.output_names is not None
+        y_trues = batch.y if multi else [batch.y]
+        for o, (y_true, y_pred, loss_mask) in enumerate(zip(y_trues, y_preds, loss_masks)):
+            count = entries(y_pred, loss_mask)
+            self.output_loss_means[o].add(values[o], count)
+            if not multi:
+                self.loss_mean.add(total, count)
+            functions = self.functions[o]
+            for i, name in enumerate(self.names):
+                if functions[i] is None:
+                    functions[i] = resolve(name, self.losses[o], y_true, y_pred)
+                metric = np.asarray(functions[i](y_true, y_pred), dtype=np.float64)
+                if loss_mask is not None:
+                    metric = metric[loss_mask]
+                if metric.size:
+                    self.means[o][i].add(metric.mean(), metric.size)
+        if multi:
+            self.loss_mean.add(total, len(batch))
 
     def logs(self) -> dict:
         logs = {"loss": self.loss_mean.result()}
-        for name, mean in zip(self.names, self.means):
-            logs[name] = mean.result()
+        if self.output_names is None:
+            for name, mean in zip(self.names, self.means[0]):
+                logs[name] = mean.result()
+            return logs
+        for o, output in enumerate(self.output_names):
+            logs[f"{output}_loss"] = self.output_loss_means[o].result()
+        for o, output in enumerate(self.output_names):
+            for name, mean in zip(self.names, self.means[o]):
+                logs[f"{output}_{name}"] = mean.result()
         return logs

@@ -19,7 +19,7 @@ import numpy as np
 from . import losses as losses_module
 from . import optimizers as optimizers_module
 
-__all__ = ["save_model", "load_model", "FILE_FORMAT", "FILE_FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "FILE_FORMAT", "FILE_FORMAT_VERSION"]
 
 #: marker and version of the file format written by ``save_model``
 FILE_FORMAT = "rnnkit.Sequential"
@@ -36,22 +36,80 @@ def compile_config(model):
     """What ``compile`` was given, as JSON-ready data (None when not compiled)."""
     if not model.compiled:
         return None
-    return {
+    loss = model.loss
+    if isinstance(loss, list):
+        loss = {"list": [losses_module.serialize(fn) for fn in loss]}
+    elif isinstance(loss, dict):
+        loss = {"dict": {k: losses_module.serialize(fn) for k, fn in loss.items()}}
+    else:
+        loss = losses_module.serialize(loss)
+    config = {
         "optimizer": optimizers_module.serialize(model.optimizer),
-        "loss": losses_module.serialize(model.loss),
+        "loss": loss,
         "metrics": list(model.metrics_names_requested),
     }
+    if any(w != 1.0 for w in model._loss_weights):
+        config["loss_weights"] = list(model._loss_weights)
+    return config
 
 
 def compile_from_config(model, config):
-    if config is not None:
-        model.compile(optimizer=optimizers_module.deserialize(config["optimizer"]),
-                      loss=losses_module.deserialize(config["loss"]),
-                      metrics=config["metrics"])
+    if config is None:
+        return
+    loss = config["loss"]
+    if "list" in loss:
+        loss = [losses_module.deserialize(c) for c in loss["list"]]
+    elif "dict" in loss:
+        loss = {k: losses_module.deserialize(c) for k, c in loss["dict"].items()}
+    else:
+        loss = losses_module.deserialize(loss)
+    model.compile(optimizer=optimizers_module.deserialize(config["optimizer"]), loss=loss,
+                  metrics=config["metrics"], loss_weights=config.get("loss_weights"))
+
+
+def _check_path(path, what):
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a str or os.PathLike, got {path!r}")
+    if path.endswith((".keras", ".h5")):
+        raise ValueError(f"path {path!r}: {what} writes rnnkit's own .npz format (weights plus a "
+                         f"JSON config), not a Keras file; use a name ending in .npz, e.g. "
+                         f"{os.path.splitext(path)[0] + '.npz'!r}")
+    return path
+
+
+def _write_npz(path, arrays):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".rnnkit-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_weights(model, path) -> None:
+    """Every weight of ``model`` (``get_weights()`` order) into one ``.npz`` file."""
+    path = _check_path(path, "save_weights")
+    _write_npz(path, {f"weight{i:04d}": w for i, w in enumerate(model.weights)})
+
+
+def load_weights(model, path) -> None:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such weights file: {path!r}")
+    with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
+        keys = sorted(k for k in archive.files if k.startswith("weight"))
+        weights = [archive[k] for k in keys]
+    model.set_weights(weights)
 
 
 def save_model(model, path) -> None:
     """Write ``model`` to ``path`` (one ``.npz`` file, written atomically, no pickle)."""
+    path = _check_path(path, "model.save")
     layers = model.layers
     config = {
         "format": FILE_FORMAT,
@@ -64,17 +122,7 @@ def save_model(model, path) -> None:
     for i, layer in enumerate(layers):
         for j, w in enumerate(layer.weights):
             arrays[weight_key(i, j)] = w
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".rnnkit-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    _write_npz(path, arrays)
 
 
 def load_model(path):
@@ -134,8 +182,10 @@ def layer_weights(layer, i, layer_shapes, arrays):
 
 
 def _model_from_file_config(config, arrays):
+    from .models.functional import Functional
     from .models.sequential import Sequential
-    model = Sequential.from_config(config["model"])
+    cls = Functional if config["model"].get("class_name") == "Functional" else Sequential
+    model = cls.from_config(config["model"])
     layers = model.layers
     shapes = config["weights"]
     if len(shapes) != len(layers):

@@ -49,8 +49,7 @@ from .. import losses as losses_module
 from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from .. import saving
-from .._data import (as_data, check_epochs, check_verbose, data_mask, prepare_data,
-                     split_validation)
+from .._data import check_epochs, check_verbose, prepare_data, split_validation
 from .._validation import check_positive_int
 from ..layers.base import _unique_name
 from ..layers.core import Dense
@@ -60,16 +59,31 @@ __all__ = ["Model"]
 
 
 class Model:
-    """Base class of rnnkit's models: the training loop (Keras's ``keras.Model`` trainer part)."""
+    """Base class of rnnkit's models: the training loop (Keras's ``keras.Model`` trainer part).
+
+    ``Model(inputs, outputs, name=None)`` makes a functional model (models/functional.py), as in
+    Keras; ``Sequential`` is the other kind.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model:
+            if not args and "inputs" not in kwargs:
+                raise TypeError("rnnkit.Model(inputs, outputs): pass the Input tensor(s) and the "
+                                "output tensor(s) of a layer graph (subclassing Model is not supported)")
+            from .functional import Functional
+            return super().__new__(Functional)
+        return super().__new__(cls)
 
     def __init__(self, name=None):
         self.name = name or _unique_name(self._default_name)
         self.built = False
         self.optimizer = None
-        self.loss = None
+        self.loss = None                  # what compile was given, resolved (per output: _losses)
         self.metrics_names_requested: list[str] = []
-        self._metric_fns: list = []
-        self._logits_loss = None
+        self._losses: list = []           # one Loss per output
+        self._loss_weights: list = []     # one float per output
+        self._logits_losses: list = []    # per output: the from_logits twin of a softmax loss, or None
+        self._metric_fns: list = []       # per output: the resolved metric functions
         self.stop_training = False
         self.history = None
 
@@ -84,16 +98,55 @@ class Model:
         raise NotImplementedError
 
     def _forward(self, x, mask, training):  # pragma: no cover - overridden
-        """Run every layer on one batch; returns (output, mask after the output layer)."""
+        """Run every layer on one batch; returns (output, mask after the output layer) — lists of
+        one per output for a model with several outputs."""
         raise NotImplementedError
 
     def _backward(self, d_output, from_logits=False):  # pragma: no cover - overridden
         """Backpropagate ``d_output`` (wrt the output, or the output layer's logits when
-        ``from_logits``) through the last training forward: fills every layer's ``grads``."""
+        ``from_logits``; lists of one per output for several outputs) through the last training
+        forward: fills every layer's ``grads``."""
         raise NotImplementedError
 
-    def _output_layer(self):  # pragma: no cover - overridden
+    def _output_layer(self, i=0):  # pragma: no cover - overridden
+        """The layer producing output ``i``, when its ``logits`` belong to that output (else None)."""
         raise NotImplementedError
+
+    @property
+    def output_names(self) -> list:
+        return ["output"]
+
+    def _standardize_x(self, x):
+        """x as ``_forward`` takes it (several inputs: a list in input order)."""
+        return x
+
+    def _standardize_y(self, y):
+        """y as the losses take it (several outputs: a list in output order)."""
+        return y
+
+    def _prepare(self, x, y, sample_weight=None, lengths=None, mask=None, need_y=True):
+        return prepare_data(self._standardize_x(x), self._standardize_y(y) if need_y else None,
+                            sample_weight, lengths, mask, need_y=need_y)
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name`` (or at position ``index`` of ``layers``)."""
+        layers = self.layers
+        if index is not None:
+            if name is not None:
+                raise ValueError("pass name or index, not both")
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"index {index} is out of range: model {self.name!r} has "
+                                 f"{len(layers)} layers")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r} in model {self.name!r}; layers: "
+                         f"{[layer.name for layer in layers]}")
+
+    @property
+    def _multi_output(self) -> bool:
+        return len(self.output_names) > 1
 
     # -- weights ---------------------------------------------------------------------------------
     @property
@@ -134,31 +187,81 @@ class Model:
 
     def __call__(self, x, training=False, mask=None, lengths=None):
         """Forward pass on one batch: x (B, ...) -> output."""
-        x = as_data(x, "x")
-        self._ensure_built(x)
-        return self._forward(x, data_mask(x, lengths, mask, len(x)), training)[0]
+        data = self._prepare(x, None, None, lengths, mask, need_y=False)
+        self._ensure_built(data.x)
+        return self._forward(data.x, data.mask, training)[0]
 
     # -- compile ------------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None) -> None:
         """Configure training.
 
-        optimizer: name ("adam", "rmsprop", "sgd") or an ``rnnkit.optimizers`` instance.
-        loss: name ("mse", "sparse_categorical_crossentropy", ...) or an ``rnnkit.losses.Loss``.
+        optimizer: name ("adam", "rmsprop", "sgd") or an ``rnnkit.optimizers`` instance (whose
+        learning rate may be a schedule, ``rnnkit.optimizers.schedules``).
+        loss: name ("mse", "sparse_categorical_crossentropy", ...) or an ``rnnkit.losses.Loss``;
+        for a model with several outputs also a list (one per output) or a dict by output name
+        (a single loss applies to every output). The loss minimised is ``sum(loss_weights[i] ·
+        loss_i)``.
         metrics: list of names (rnnkit/metrics.py): "accuracy"/"acc" (binary, categorical or
         sparse, chosen from the loss and the shapes as in Keras), "binary_accuracy",
         "categorical_accuracy", "sparse_categorical_accuracy", "mae"/"mean_absolute_error",
-        "mse"/"mean_squared_error".
+        "mse"/"mean_squared_error". With several outputs each is computed per output and logged
+        as ``<output name>_<metric>`` (next to ``<output name>_loss``).
+        loss_weights: per-output weights (list or dict by output name), default 1 each.
         """
         if loss is None:
             raise ValueError("loss must be given, e.g. compile(optimizer='adam', loss='mse')")
+        names = self.output_names
+        specs = self._per_output(loss, "loss")
+        losses = [losses_module.get(spec) for spec in specs]
+        weights = [1.0] * len(names) if loss_weights is None else [
+            float(w) for w in self._per_output(loss_weights, "loss_weights", single_ok=False)]
         self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
+        if isinstance(loss, (list, tuple)):
+            self.loss = losses
+        elif isinstance(loss, dict):
+            self.loss = dict(zip(names, losses))
+        else:
+            self.loss = losses[0]
+        self._losses = losses
+        self._loss_weights = weights
         self.metrics_names_requested = metrics_module.check_names(metrics)
-        self._metric_fns = [None] * len(self.metrics_names_requested)   # resolved on the first batch
-        self._logits_loss = None
-        if getattr(self.loss, "logits_activation", None) == "softmax" and not self.loss.from_logits:
-            config = dict(self.loss.get_config(), from_logits=True)
-            self._logits_loss = type(self.loss).from_config(config)
+        # resolved on the first batch
+        self._metric_fns = [[None] * len(self.metrics_names_requested) for _ in names]
+        self._logits_losses = []
+        for fn in losses:
+            twin = None
+            if getattr(fn, "logits_activation", None) == "softmax" and not fn.from_logits:
+                twin = type(fn).from_config(dict(fn.get_config(), from_logits=True))
+            self._logits_losses.append(twin)
+
+    def _per_output(self, value, argument, single_ok=True):
+        """``value`` (one for all, a list in output order or a dict by output name) -> a list."""
+        names = self.output_names
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(names))
+            missing = [n for n in names if n not in value]
+            if unknown or missing:
+                raise ValueError(f"{argument}: the keys must be the output names {names}, got "
+                                 f"{sorted(value)}")
+            return [value[n] for n in names]
+        if isinstance(value, (list, tuple)):
+            if len(value) != len(names):
+                raise ValueError(f"{argument}: expected one entry per output ({len(names)}: {names}), "
+                                 f"got {len(value)}")
+            return list(value)
+        if not single_ok:
+            raise TypeError(f"{argument} must be a list or a dict by output name, got {value!r}")
+        return [value] * len(names)
+
+    @property
+    def _logits_loss(self):
+        """The from_logits twin of the (first) output's softmax cross-entropy, or None."""
+        return self._logits_losses[0] if self._logits_losses else None
+
+    @_logits_loss.setter
+    def _logits_loss(self, value):
+        if self._logits_losses:
+            self._logits_losses[0] = value
 
     @property
     def compiled(self) -> bool:
@@ -166,21 +269,24 @@ class Model:
 
     @property
     def metrics_names(self) -> list:
-        return ["loss", *self.metrics_names_requested]
+        return list(self._pass_metrics().logs())
 
     def _check_compiled(self, method):
         if not self.compiled:
             raise RuntimeError(f"{method}: the model must be compiled first: "
                                f"model.compile(optimizer=..., loss=...)")
 
-    def _uses_fused_softmax(self):
-        """True when the output layer is Dense(softmax) and the loss a probability cross-entropy."""
-        last = self._output_layer()
-        return (self._logits_loss is not None and isinstance(last, Dense)
+    def _uses_fused_softmax(self, i=0):
+        """True when output i comes from a Dense(softmax) and its loss is a probability
+        cross-entropy: the loss is then taken from the Dense layer's logits."""
+        last = self._output_layer(i)
+        return (self._logits_losses[i] is not None and isinstance(last, Dense)
                 and last.activation.name == "softmax")
 
     def _pass_metrics(self):
-        return metrics_module.PassMetrics(self.metrics_names_requested, self._metric_fns, self.loss)
+        return metrics_module.PassMetrics(self.output_names if self._multi_output else None,
+                                          self.metrics_names_requested, self._metric_fns,
+                                          self._losses, self._loss_weights)
 
     @staticmethod
     def _loss_mask(mask, y_pred):
@@ -189,22 +295,47 @@ class Model:
             return None
         return mask
 
+    def _as_lists(self, y_pred, mask, y):
+        if self._multi_output:
+            return y_pred, mask, y
+        return [y_pred], [mask], [y]
+
     # -- one batch -----------------------------------------------------------------------------------
-    def _train_step(self, batch):
-        """One optimizer step: forward, loss and its gradient, backward, gradient application."""
-        y_pred, mask = self._forward(batch.x, batch.mask, training=True)
-        loss_mask = self._loss_mask(mask, y_pred)
-        if self._uses_fused_softmax():
+    def _losses_of_batch(self, batch, training):
+        """Forward, then per output the loss value (and, when training, its gradient):
+        returns (y_pred, total loss, per-output values, loss masks, gradients, from_logits)."""
+        y_pred, mask = self._forward(batch.x, batch.mask, training=training)
+        preds, masks, ys = self._as_lists(y_pred, mask, batch.y)
+        values, loss_masks, grads, from_logits = [], [], [], []
+        for i, (loss, weight) in enumerate(zip(self._losses, self._loss_weights)):
+            loss_mask = self._loss_mask(masks[i], preds[i])
+            fused = self._uses_fused_softmax(i)
             # softmax + cross-entropy: d loss / d logits = (p - onehot) / N, straight into the GEMM
-            value, d = self.loss.value_and_gradient_wrt_logits(batch.y, self._output_layer().logits,
-                                                                batch.sample_weight, loss_mask)
-            self._backward(d, from_logits=True)
+            target = self._output_layer(i).logits if fused else preds[i]
+            if training:
+                fn = loss.value_and_gradient_wrt_logits if fused else loss.value_and_gradient
+                value, d = fn(ys[i], target, batch.sample_weight, loss_mask)
+                grads.append(d if weight == 1.0 else d * d.dtype.type(weight))
+            else:
+                fn = self._logits_losses[i] if fused else loss
+                value = fn(ys[i], target, batch.sample_weight, loss_mask)
+            values.append(value)
+            loss_masks.append(loss_mask)
+            from_logits.append(fused)
+        total = sum(w * v for w, v in zip(self._loss_weights, values))
+        return preds, total, values, loss_masks, grads, from_logits
+
+    def _train_step(self, batch):
+        """One optimizer step: forward, loss and its gradient, backward, gradient application.
+        Returns (loss, per-output predictions, per-output loss values, per-output loss masks)."""
+        preds, total, values, loss_masks, grads, from_logits = self._losses_of_batch(batch, True)
+        if self._multi_output:
+            self._backward(grads, from_logits)
         else:
-            value, d = self.loss.value_and_gradient(batch.y, y_pred, batch.sample_weight, loss_mask)
-            self._backward(d)
+            self._backward(grads[0], from_logits=from_logits[0])
         grads, variables = self._gradients()
         self._apply_gradients(grads, variables)
-        return value, y_pred, loss_mask
+        return total, preds, values, loss_masks
 
     def _gradients(self):
         """(grads, variables): the gradients of the last backward and the live weight arrays of
@@ -222,14 +353,8 @@ class Model:
             self.optimizer.apply(grads, variables)
 
     def _test_step(self, batch):
-        y_pred, mask = self._forward(batch.x, batch.mask, training=False)
-        loss_mask = self._loss_mask(mask, y_pred)
-        if self._uses_fused_softmax():
-            value = self._logits_loss(batch.y, self._output_layer().logits, batch.sample_weight,
-                                      loss_mask)
-        else:
-            value = self.loss(batch.y, y_pred, batch.sample_weight, loss_mask)
-        return value, y_pred, loss_mask
+        preds, total, values, loss_masks, _, _ = self._losses_of_batch(batch, False)
+        return total, preds, values, loss_masks
 
     def _run_test(self, data, batch_size, callback_list=()):
         """Loss and metrics over ``data`` (exact means over all used entries)."""
@@ -237,8 +362,7 @@ class Model:
         for step, batch in enumerate(data.batches(batch_size)):
             for cb in callback_list:
                 cb.on_test_batch_begin(step, {})
-            value, y_pred, loss_mask = self._test_step(batch)
-            metrics.update(value, batch.y, y_pred, loss_mask)
+            metrics.update(batch, *self._test_step(batch))
             for cb in callback_list:
                 cb.on_test_batch_end(step, metrics.logs())
         return metrics.logs()
@@ -274,12 +398,14 @@ class Model:
         epochs = check_epochs(epochs)
         batch_size = check_positive_int(batch_size, "batch_size")
         verbose = check_verbose(verbose)
-        data = prepare_data(x, y, sample_weight, lengths, mask)
-        data, val = split_validation(data, validation_data, validation_split)
+        data = self._prepare(x, y, sample_weight, lengths, mask)
+        data, val = split_validation(data, validation_data, validation_split, self._prepare)
+        # Keras's order: the progress display, the caller's callbacks, the History last (so it
+        # records what callbacks add to the epoch logs, e.g. learning_rate)
         history = callbacks_module.History()
-        callback_list = [history, *self._check_callbacks(callbacks)]
+        callback_list = [*self._check_callbacks(callbacks), history]
         if verbose and not any(isinstance(cb, callbacks_module.ProgbarLogger) for cb in callback_list):
-            callback_list.insert(0, callbacks_module.ProgbarLogger())   # first, as in Keras
+            callback_list.insert(0, callbacks_module.ProgbarLogger())
         params = {"epochs": epochs, "steps": math.ceil(len(data) / batch_size), "verbose": verbose}
         for cb in callback_list:
             cb.set_model(self)
@@ -316,11 +442,13 @@ class Model:
             for step, batch in enumerate(data.batches(batch_size, order)):
                 for cb in callback_list:
                     cb.on_train_batch_begin(step, {})
-                value, y_pred, loss_mask = self._train_step(batch)
-                metrics.update(value, batch.y, y_pred, loss_mask)
-                batch_logs = {"size": len(batch), "batch_loss": value, **metrics.logs()}
+                step_result = self._train_step(batch)
+                metrics.update(batch, *step_result)
+                batch_logs = {"size": len(batch), "batch_loss": step_result[0], **metrics.logs()}
                 for cb in callback_list:
                     cb.on_train_batch_end(step, batch_logs)
+                if self.stop_training:   # set by a batch hook (e.g. TerminateOnNaN): end the epoch
+                    break
             logs = metrics.logs()
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in self._run_test(val, batch_size).items()})
@@ -348,7 +476,7 @@ class Model:
         self._check_compiled("evaluate")
         batch_size = check_positive_int(batch_size, "batch_size")
         verbose = check_verbose(verbose)
-        data = prepare_data(x, y, sample_weight, lengths, mask)
+        data = self._prepare(x, y, sample_weight, lengths, mask)
         self._ensure_built(data.x)
         callback_list = self._inference_callbacks(verbose, math.ceil(len(data) / batch_size))
         try:
@@ -366,7 +494,7 @@ class Model:
         """Outputs for x (N, ...), computed in batches with ``training=False`` and concatenated."""
         batch_size = check_positive_int(batch_size, "batch_size")
         verbose = check_verbose(verbose)
-        data = prepare_data(x, None, None, lengths, mask, need_y=False)
+        data = self._prepare(x, None, None, lengths, mask, need_y=False)
         self._ensure_built(data.x)
         callback_list = self._inference_callbacks(verbose, math.ceil(len(data) / batch_size))
         outputs = []
@@ -383,6 +511,8 @@ class Model:
                 cb.on_predict_end({})
         finally:
             self.clear_training_cache()   # Dense.logits and produced masks of the last batch
+        if self._multi_output:
+            return [np.concatenate(parts, axis=0) for parts in zip(*outputs)]
         return np.concatenate(outputs, axis=0)
 
     def stream(self, batch_size=1):
@@ -406,5 +536,15 @@ class Model:
         print_summary(self.name, self.layers, rows, print_fn or print, extra_column)
 
     def save(self, path) -> None:
-        """Write the model to ``path`` (one ``.npz`` file, written atomically, no pickle)."""
+        """Write the model to ``path`` (one ``.npz`` file, written atomically, no pickle).
+
+        A ``.keras`` / ``.h5`` name is refused (ValueError): the file would not be a Keras file."""
         saving.save_model(self, path)
+
+    def save_weights(self, path) -> None:
+        """Write every weight array, in ``get_weights()`` order, to one ``.npz`` file."""
+        saving.save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        """Read weights written by :meth:`save_weights` (count and shapes checked)."""
+        saving.load_weights(self, path)

@@ -8,6 +8,7 @@ configured for ``save`` / ``load_model``.
 from __future__ import annotations
 
 from ..layers.base import Layer, get_layer_class
+from ..layers.symbolic import SymbolicTensor
 from ._summary import shape_str
 from .model import Model
 
@@ -18,7 +19,9 @@ class Sequential(Model):
     """A linear stack of layers (Keras's ``keras.Sequential``).
 
     Args:
-        layers: optional list of layers, added in order (see :meth:`add`).
+        layers: optional list of layers, added in order (see :meth:`add`); the first element may
+            be an ``rnnkit.Input(shape)`` (or the first layer have ``input_shape=``): the model is
+            then built at once.
         name: model name (default "sequential", made unique).
 
     The model builds on its first data (or an explicit ``build((None, T, I))``), must be compiled
@@ -31,6 +34,7 @@ class Sequential(Model):
         super().__init__(name)
         self._layers: list[Layer] = []
         self._build_input_shape = None   # (None, *sample shape) given to build
+        self._input_shape = None         # from an Input or the first layer's input_shape=
         self._output_shapes = []         # per layer, after build
         for layer in layers or ():
             self.add(layer)
@@ -43,6 +47,14 @@ class Sequential(Model):
     def add(self, layer) -> None:
         """Append a layer. Each layer must have one output (no ``return_state``, no
         ``Bidirectional(merge_mode=None)``) and a name not used by another layer of this model."""
+        if isinstance(layer, SymbolicTensor):   # rnnkit.Input(shape): only the input shape
+            if self._layers or self._input_shape is not None:
+                raise ValueError("an rnnkit.Input can only be the first element of a Sequential model")
+            if layer.node is not None:
+                raise ValueError(f"a Sequential model starts with an rnnkit.Input, not with the output "
+                                 f"of layer {layer.node.layer.name!r}")
+            self._input_shape = tuple(layer.shape)
+            return
         if not isinstance(layer, Layer):
             raise TypeError(f"layer must be an rnnkit Layer instance, got {type(layer).__name__}")
         if getattr(layer, "return_state", False) or getattr(layer, "merge_mode", "concat") is None:
@@ -51,7 +63,13 @@ class Sequential(Model):
         if any(other.name == layer.name for other in self._layers):
             raise ValueError(f"layer names must be unique in a model: {layer.name!r} is already used")
         self._layers.append(layer)
-        if self.built:
+        if not self.built:
+            if (len(self._layers) == 1 and self._input_shape is None
+                    and layer.declared_input_shape is not None):   # Keras 2's input_shape=
+                self._input_shape = (None, *layer.declared_input_shape)
+            if self._input_shape is not None:
+                self.build(self._input_shape)
+        else:
             # extend the known shapes; the new layer builds from the previous output
             shape = self._output_shapes[-1] if self._output_shapes else self._build_input_shape
             layer.build(shape)
@@ -79,7 +97,7 @@ class Sequential(Model):
         if not self.built:
             self.build((None, *x.shape[1:]))
 
-    def _output_layer(self):
+    def _output_layer(self, i=0):
         return self._layers[-1]
 
     # -- forward / backward --------------------------------------------------------------------------
