@@ -119,7 +119,7 @@ class PassMetrics:
     """The loss and metric means of one pass over data (an epoch of ``fit``, an ``evaluate``).
 
     ``output_names``: None for a model with one output, else the names of its outputs.
-    ``names``: the metric names; ``functions``: the model's per-output lists of resolved metric
+    ``names``: the per-output lists of metric names; ``functions``: the model's per-output lists of resolved metric
     functions (None until the first batch resolves them; filled in place so the model keeps the
     choice); ``losses``: the per-output losses (for resolving "accuracy").
     ``update(batch, total, y_preds, values, loss_masks)`` adds one batch (per-output lists);
@@ -129,7 +129,7 @@ class PassMetrics:
     sum) is weighted by samples and each ``<output>_loss`` by its own entries.
     """
 
-    def __init__(self, output_names, names, functions, losses, loss_weights=None):
+    def __init__(self, output_names, names, functions, losses):
         self.output_names = output_names
         self.names = names
         self.functions = functions
@@ -137,7 +137,7 @@ class PassMetrics:
         self.loss_mean = Mean()
         n_outputs = 1 if output_names is None else len(output_names)
         self.output_loss_means = [Mean() for _ in range(n_outputs)]
-        self.means = [[Mean() for _ in names] for _ in range(n_outputs)]
+        self.means = [[Mean() for _ in names[o]] for o in range(n_outputs)]
 
     def update(self, batch, total, y_preds, values, loss_masks):
         multi = self.output_names is not None
@@ -148,7 +148,7 @@ class PassMetrics:
             if not multi:
                 self.loss_mean.add(total, count)
             functions = self.functions[o]
-            for i, name in enumerate(self.names):
+            for i, name in enumerate(self.names[o]):
                 if functions[i] is None:
                     functions[i] = resolve(name, self.losses[o], y_true, y_pred)
                 metric = np.asarray(functions[i](y_true, y_pred), dtype=np.float64)
@@ -162,12 +162,12 @@ class PassMetrics:
     def logs(self) -> dict:
         logs = {"loss": self.loss_mean.result()}
         if self.output_names is None:
-            for name, mean in zip(self.names, self.means[0]):
+            for name, mean in zip(self.names[0], self.means[0]):
                 logs[name] = mean.result()
             return logs
         for o, output in enumerate(self.output_names):
             logs[f"{output}_loss"] = self.output_loss_means[o].result()
         for o, output in enumerate(self.output_names):
-            for name, mean in zip(self.names, self.means[o]):
+            for name, mean in zip(self.names[o], self.means[o]):
                 logs[f"{output}_{name}"] = mean.result()
         return logs

@@ -53,6 +53,7 @@ class _Merge(Layer):
 
     def __call__(self, inputs, training=False, mask=None):
         if is_symbolic(inputs):
+            self._check_shapes([getattr(t, "shape", None) for t in inputs])
             return symbolic_call(self, list(inputs))
         if not isinstance(inputs, (list, tuple)):
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}) must be called on a list of "

@@ -83,6 +83,7 @@ class Model:
         self._losses: list = []           # one Loss per output
         self._loss_weights: list = []     # one float per output
         self._logits_losses: list = []    # per output: the from_logits twin of a softmax loss, or None
+        self._metric_names: list = []     # per output: the metric names
         self._metric_fns: list = []       # per output: the resolved metric functions
         self.stop_training = False
         self.history = None
@@ -205,7 +206,8 @@ class Model:
         sparse, chosen from the loss and the shapes as in Keras), "binary_accuracy",
         "categorical_accuracy", "sparse_categorical_accuracy", "mae"/"mean_absolute_error",
         "mse"/"mean_squared_error". With several outputs each is computed per output and logged
-        as ``<output name>_<metric>`` (next to ``<output name>_loss``).
+        as ``<output name>_<metric>`` (next to ``<output name>_loss``); a list of lists or a dict
+        by output name gives each output its own metrics.
         loss_weights: per-output weights (list or dict by output name), default 1 each.
         """
         if loss is None:
@@ -224,9 +226,18 @@ class Model:
             self.loss = losses[0]
         self._losses = losses
         self._loss_weights = weights
-        self.metrics_names_requested = metrics_module.check_names(metrics)
+        per_output = (len(names) > 1 and (isinstance(metrics, dict) or (
+            isinstance(metrics, (list, tuple)) and metrics
+            and all(m is None or isinstance(m, (list, tuple)) for m in metrics))))
+        if per_output:   # one list of names per output (a list of lists or a dict by output name)
+            self._metric_names = [metrics_module.check_names(m)
+                                  for m in self._per_output(metrics, "metrics")]
+            self.metrics_names_requested = [list(m) for m in self._metric_names]
+        else:
+            self.metrics_names_requested = metrics_module.check_names(metrics)
+            self._metric_names = [self.metrics_names_requested] * len(names)
         # resolved on the first batch
-        self._metric_fns = [[None] * len(self.metrics_names_requested) for _ in names]
+        self._metric_fns = [[None] * len(m) for m in self._metric_names]
         self._logits_losses = []
         for fn in losses:
             twin = None
@@ -285,8 +296,7 @@ class Model:
 
     def _pass_metrics(self):
         return metrics_module.PassMetrics(self.output_names if self._multi_output else None,
-                                          self.metrics_names_requested, self._metric_fns,
-                                          self._losses, self._loss_weights)
+                                          self._metric_names, self._metric_fns, self._losses)
 
     @staticmethod
     def _loss_mask(mask, y_pred):
