@@ -239,3 +239,40 @@ def test_masks_follow_the_graph():
         m.compile("sgd", "mse")
     y = rng.normal(size=(8, 6, 1))
     assert model.evaluate(x, y, verbose=0) == seq.evaluate(x, y, verbose=0)
+
+
+def test_stream_follows_the_graph():
+    rng = np.random.default_rng(8)
+    a, b = Input((None, 3)), Input((None, 2))
+    shared = Dense(3, seed=0)
+    ya = LSTM(4, return_sequences=True, seed=1)(a)
+    yb = GRU(4, return_sequences=True, seed=2)(shared(b))
+    out1 = TimeDistributed(Dense(2, seed=3))(Concatenate()([ya, yb]))
+    out2, h = SimpleRNN(3, return_sequences=True, return_state=True, seed=4)(Add()([ya, yb]))
+    model = Model([a, b], [out1, out2, h])
+    xa, xb = rng.normal(size=(2, 5, 3)).astype("float32"), rng.normal(size=(2, 5, 2)).astype("float32")
+    full = model.predict([xa, xb])
+    stream = model.stream(batch_size=2)
+    for t in range(5):
+        y1, y2, h_t = stream.step([xa[:, t], xb[:, t]])
+        np.testing.assert_allclose(y1, full[0][:, t], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(y2, full[1][:, t], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h_t, full[2], rtol=1e-5, atol=1e-6)   # the state after the last step
+    assert len(stream.states) == 3
+    stream.reset()
+    np.testing.assert_allclose(stream.step([xa[:, 0], xb[:, 0]])[0], full[0][:, 0], rtol=1e-5, atol=1e-6)
+
+    enc, dec = Input((None, 2)), Input((None, 2))
+    _, h1 = GRU(3, return_state=True)(enc)
+    seq2seq = Model([enc, dec], GRU(3, return_sequences=True)(dec, initial_state=[h1]))
+    with pytest.raises(ValueError, match="cannot stream"):
+        seq2seq.stream()
+    h_in = Input((3,))
+    with pytest.raises(ValueError, match="initial_state"):
+        Model([dec, h_in], GRU(3, return_sequences=True)(dec, initial_state=[h_in])).stream()
+    pooled = Model(enc, Dense(1)(GRU(3)(enc)))
+    with pytest.raises(ValueError, match="return_sequences=False"):
+        pooled.stream()
+    vec = Input((2,))
+    with pytest.raises(ValueError, match="RepeatVector"):
+        Model(vec, RepeatVector(2)(vec)).stream()

@@ -277,6 +277,12 @@ class Functional(Model):
         super().clear_training_cache()
         self._node_caches = None
 
+    def stream(self, batch_size=1):
+        """A :class:`rnnkit.streaming.GraphStream`: one time step per call through the graph, for
+        causal graphs (ValueError naming the layer otherwise)."""
+        from ..streaming import GraphStream
+        return GraphStream(self, batch_size)
+
     # -- summary, config -------------------------------------------------------------------------------
     def _tensor_ref(self, t):
         """A tensor as ["input", i] or ["node", k, j] (output j of the k-th node)."""
