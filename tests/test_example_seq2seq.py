@@ -40,5 +40,5 @@ def test_data_and_decoder_share_the_training_weights():
 def test_short_training_run_reverses_sequences():
     ex = _load()
     acc, _ = ex.main(n_train=2000, n_test=200, epochs=4, units=64, batch_size=32, min_len=3, max_len=5,
-                     verbose=0)
+                     learning_rate=3e-3, decay_steps=2000, verbose=0)
     assert acc >= 0.8, acc
