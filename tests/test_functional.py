@@ -276,3 +276,23 @@ def test_stream_follows_the_graph():
     vec = Input((2,))
     with pytest.raises(ValueError, match="RepeatVector"):
         Model(vec, RepeatVector(2)(vec)).stream()
+
+
+def test_functional_models_pickle_and_copy():
+    import copy
+    import pickle
+    rng = np.random.default_rng(9)
+    a, b = Input((5, 2)), Input((5, 2))
+    shared = GRU(3, return_sequences=True, seed=0)
+    out = Dense(1, seed=1)(Add()([shared(a), shared(b)]))
+    model = Model([a, b], out)
+    model.compile(rnnkit.optimizers.Adam(1e-2), "mse")
+    x = [rng.normal(size=(16, 5, 2)), rng.normal(size=(16, 5, 2))]
+    y = rng.normal(size=(16, 5, 1))
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=0)
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+        assert clone.layers[0] is not shared and clone.history.model is clone
+        h1 = clone.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=1).history["loss"]
+        h0 = copy.deepcopy(model).fit(x, y, epochs=1, batch_size=8, verbose=0, seed=1).history["loss"]
+        assert h1 == h0

@@ -45,7 +45,6 @@ import math
 import numpy as np
 
 from .. import callbacks as callbacks_module
-from .. import losses as losses_module
 from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from .. import saving
@@ -53,6 +52,7 @@ from .._data import check_epochs, check_verbose, prepare_data, split_validation
 from .._validation import check_positive_int
 from ..layers.base import _unique_name
 from ..layers.core import Dense
+from ._compile import resolve as resolve_compile
 from ._summary import print_summary
 
 __all__ = ["Model"]
@@ -210,59 +210,11 @@ class Model:
         by output name gives each output its own metrics.
         loss_weights: per-output weights (list or dict by output name), default 1 each.
         """
-        if loss is None:
-            raise ValueError("loss must be given, e.g. compile(optimizer='adam', loss='mse')")
-        names = self.output_names
-        specs = self._per_output(loss, "loss")
-        losses = [losses_module.get(spec) for spec in specs]
-        weights = [1.0] * len(names) if loss_weights is None else [
-            float(w) for w in self._per_output(loss_weights, "loss_weights", single_ok=False)]
+        (loss, self._losses, self._loss_weights, self.metrics_names_requested, self._metric_names,
+         self._logits_losses) = resolve_compile(self.output_names, loss, metrics, loss_weights)
         self.optimizer = optimizers_module.get(optimizer)
-        if isinstance(loss, (list, tuple)):
-            self.loss = losses
-        elif isinstance(loss, dict):
-            self.loss = dict(zip(names, losses))
-        else:
-            self.loss = losses[0]
-        self._losses = losses
-        self._loss_weights = weights
-        per_output = (len(names) > 1 and (isinstance(metrics, dict) or (
-            isinstance(metrics, (list, tuple)) and metrics
-            and all(m is None or isinstance(m, (list, tuple)) for m in metrics))))
-        if per_output:   # one list of names per output (a list of lists or a dict by output name)
-            self._metric_names = [metrics_module.check_names(m)
-                                  for m in self._per_output(metrics, "metrics")]
-            self.metrics_names_requested = [list(m) for m in self._metric_names]
-        else:
-            self.metrics_names_requested = metrics_module.check_names(metrics)
-            self._metric_names = [self.metrics_names_requested] * len(names)
-        # resolved on the first batch
-        self._metric_fns = [[None] * len(m) for m in self._metric_names]
-        self._logits_losses = []
-        for fn in losses:
-            twin = None
-            if getattr(fn, "logits_activation", None) == "softmax" and not fn.from_logits:
-                twin = type(fn).from_config(dict(fn.get_config(), from_logits=True))
-            self._logits_losses.append(twin)
-
-    def _per_output(self, value, argument, single_ok=True):
-        """``value`` (one for all, a list in output order or a dict by output name) -> a list."""
-        names = self.output_names
-        if isinstance(value, dict):
-            unknown = sorted(set(value) - set(names))
-            missing = [n for n in names if n not in value]
-            if unknown or missing:
-                raise ValueError(f"{argument}: the keys must be the output names {names}, got "
-                                 f"{sorted(value)}")
-            return [value[n] for n in names]
-        if isinstance(value, (list, tuple)):
-            if len(value) != len(names):
-                raise ValueError(f"{argument}: expected one entry per output ({len(names)}: {names}), "
-                                 f"got {len(value)}")
-            return list(value)
-        if not single_ok:
-            raise TypeError(f"{argument} must be a list or a dict by output name, got {value!r}")
-        return [value] * len(names)
+        self.loss = loss
+        self._metric_fns = [[None] * len(m) for m in self._metric_names]   # resolved on first use
 
     @property
     def _logits_loss(self):
@@ -280,6 +232,9 @@ class Model:
 
     @property
     def metrics_names(self) -> list:
+        """The keys of the logs: "loss", then the metrics (with several outputs, per output)."""
+        if not self.compiled:
+            return ["loss"]
         return list(self._pass_metrics().logs())
 
     def _check_compiled(self, method):
