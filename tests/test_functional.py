@@ -175,6 +175,7 @@ def test_input_and_input_shape_build_sequential(capsys):
                   Sequential([LSTM(16, input_shape=(10, 8)), Dense(1)]),
                   Sequential([LSTM(16, input_dim=8), Dense(1)])):
         assert model.built and model.count_params() == 4 * (8 * 16 + 16 * 16 + 16) + 17
+    assert Input(batch_shape=(4, 10, 8)).shape == (4, 10, 8) == Input((10, 8), batch_size=4).shape
     dense_first = Sequential([Dense(4, input_dim=3), Dense(1)])
     assert dense_first.built and dense_first._build_input_shape == (None, 3)
     emb = Sequential([Embedding(50, 4, input_shape=(7,)), GRU(3)])
@@ -296,3 +297,28 @@ def test_functional_models_pickle_and_copy():
         h1 = clone.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=1).history["loss"]
         h0 = copy.deepcopy(model).fit(x, y, epochs=1, batch_size=8, verbose=0, seed=1).history["loss"]
         assert h1 == h0
+
+
+def test_every_new_layer_saves_and_loads(tmp_path):
+    rng = np.random.default_rng(10)
+    a, b = Input((6, 3), name="a"), Input((6, 2), name="b")
+    seq, hf, cf, hb, cb = Bidirectional(LSTM(4, return_sequences=True, return_state=True, seed=0))(a)
+    other = GRU(4, return_sequences=True, seed=1)(b, initial_state=[Average()([hf, hb])])
+    merged = Concatenate()([seq, Multiply()([other, other]), RepeatVector(6)(Add()([cf, cb]))])
+    out = TimeDistributed(Dense(2, activation="softmax", seed=2))(merged)
+    model = Model([a, b], [out, hf], name="everything")
+    model.compile("adam", ["sparse_categorical_crossentropy", "mse"], metrics=[["accuracy"], []])
+    x = [rng.normal(size=(8, 6, 3)), rng.normal(size=(8, 6, 2))]
+    y = [rng.integers(0, 2, size=(8, 6)), rng.normal(size=(8, 4))]
+    model.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / "everything.npz"
+    model.save(path)
+    loaded = rnnkit.load_model(path)
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in model.layers]
+    for got, want in zip(loaded.predict(x), model.predict(x)):
+        np.testing.assert_array_equal(got, want)
+    assert loaded.evaluate(x, y, verbose=0) == model.evaluate(x, y, verbose=0)
+    seq_model = Sequential([Input((5, 3)), GRU(4, return_sequences=True), TimeDistributed(Dense(2))])
+    seq_model.save(tmp_path / "td.npz")
+    xs = rng.normal(size=(3, 5, 3))
+    np.testing.assert_array_equal(rnnkit.load_model(tmp_path / "td.npz").predict(xs), seq_model.predict(xs))

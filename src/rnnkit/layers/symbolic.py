@@ -53,10 +53,19 @@ class SymbolicTensor:
 KerasTensor = SymbolicTensor
 
 
-def Input(shape, dtype=None, batch_size=None, name=None):
+def Input(shape=None, dtype=None, batch_size=None, name=None, batch_shape=None):
     """A symbolic input of samples shaped ``shape`` (without the batch axis), e.g. ``Input((T, I))``
     for sequences of T steps (T may be None) of I features, ``Input((T,), dtype="int32")`` for the
-    token ids of an Embedding. ``batch_size``: a fixed batch size, or None (any)."""
+    token ids of an Embedding. ``batch_size``: a fixed batch size, or None (any). Keras's
+    ``batch_shape=(B, ...)`` may replace both."""
+    if batch_shape is not None:
+        if shape is not None or batch_size is not None:
+            raise ValueError("pass shape (and batch_size) or batch_shape, not both")
+        if not isinstance(batch_shape, (tuple, list)) or not batch_shape:
+            raise TypeError(f"batch_shape must be a tuple (batch, ...), got {batch_shape!r}")
+        batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
+    if shape is None:
+        raise TypeError("Input needs shape, e.g. Input((time, features))")
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (shape,)
     if not isinstance(shape, (tuple, list)):
