@@ -322,3 +322,39 @@ def test_every_new_layer_saves_and_loads(tmp_path):
     seq_model.save(tmp_path / "td.npz")
     xs = rng.normal(size=(3, 5, 3))
     np.testing.assert_array_equal(rnnkit.load_model(tmp_path / "td.npz").predict(xs), seq_model.predict(xs))
+
+
+def test_loss_gradients_with_fused_softmax_outputs():
+    """The training step's gradients (fused softmax + cross-entropy where allowed, loss weights,
+    an output also read by another layer) against finite differences of the compiled loss."""
+    from rnnkit._data import Data
+    rng = np.random.default_rng(11)
+    a = Input((4, 3))
+    h = LSTM(3, dtype=F64, seed=0)(a)
+    probs = Dense(3, activation="softmax", dtype=F64, seed=1, name="probs")(h)    # also read below
+    alone = Dense(2, activation="softmax", dtype=F64, seed=2, name="alone")(h)     # fused
+    value = Dense(1, dtype=F64, seed=3, name="value")(Concatenate()([probs, h]))
+    model = Model(a, [probs, alone, value])
+    model.compile("sgd", ["sparse_categorical_crossentropy", "sparse_categorical_crossentropy", "mse"],
+                  loss_weights=[1.0, 0.7, 2.0])
+    assert model._fusable == [False, True, True]
+    assert [model._uses_fused_softmax(i) for i in range(3)] == [False, True, False]
+    batch = Data(rng.normal(size=(5, 4, 3)), [rng.integers(0, 3, 5), rng.integers(0, 2, 5),
+                                              rng.normal(size=(5, 1))])
+    _, _, _, _, grads, from_logits = model._losses_of_batch(batch, True)
+    model._backward(grads, from_logits)
+    analytic = [g.copy() for layer in model.layers for g in layer.grads]
+    base = model.get_weights()
+
+    def loss(weights):
+        model.set_weights(weights)
+        return model._losses_of_batch(batch, False)[1]
+
+    for k, w in enumerate(base):
+        for idx in range(min(w.size, 6)):
+            plus, minus = [x.copy() for x in base], [x.copy() for x in base]
+            plus[k].flat[idx] += 1e-6
+            minus[k].flat[idx] -= 1e-6
+            numeric = (loss(plus) - loss(minus)) / 2e-6
+            np.testing.assert_allclose(analytic[k].flat[idx], numeric, rtol=1e-6, atol=1e-8,
+                                       err_msg=f"weight {k} entry {idx}")

@@ -89,12 +89,14 @@ class Functional(Model):
         self._output_names = _unique([
             t.node.layer.name if len(t.node.outputs) == 1 else f"{t.node.layer.name}_{t.index}"
             if t.node is not None else (t.name or "output") for t in self.outputs])
-        # a Dense output whose logits belong to this output alone can take the fused softmax path
+        # an output whose layer's logits belong to it alone (a layer called once, the tensor read by
+        # no other node and listed once) can take the fused softmax + cross-entropy path
         uses = {}
         for node in self._nodes:
             uses[id(node.layer)] = uses.get(id(node.layer), 0) + 1
-        self._fusable = [t.node is not None and uses[id(t.node.layer)] == 1
-                         and sum(o.node is t.node for o in self.outputs) == 1 for t in self.outputs]
+        consumed = {id(t) for node in self._nodes for t in node.input_tensors}
+        self._fusable = [t.node is not None and uses[id(t.node.layer)] == 1 and id(t) not in consumed
+                         and sum(o is t for o in self.outputs) == 1 for t in self.outputs]
         self.built = True
 
     def _topological_nodes(self):
