@@ -188,6 +188,7 @@ def test_input_and_input_shape_build_sequential(capsys):
     with pytest.raises(ValueError, match="not both"):
         Dense(2, input_shape=(3,), input_dim=3)
     model = Sequential([Input((10, 8)), LSTM(16), Dense(1)], name="k3")
+    assert model(np.zeros((0, 10, 8))).shape == (0, 1)          # a call takes empty batches (§10)
     model.summary()
     assert "Total params: 1,617" in capsys.readouterr().out
 

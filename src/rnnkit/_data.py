@@ -11,7 +11,7 @@ import numpy as np
 
 from ._validation import canonical_mask, lengths_to_mask
 
-__all__ = ["Data", "prepare_data", "split_validation", "check_verbose", "check_epochs", "as_data",
+__all__ = ["Data", "prepare_data", "prepare_inputs", "split_validation", "check_verbose", "check_epochs", "as_data",
            "data_mask"]
 
 
@@ -101,6 +101,13 @@ def _as_data_list(value, name):
 
 def _first(value):
     return value[0] if isinstance(value, list) else value
+
+
+def prepare_inputs(x, lengths, mask):
+    """``model(x)``'s inputs: (x checked, the mask) — any number of samples, zero included."""
+    x = _as_data_list(x, "x")
+    first = _first(x)
+    return x, data_mask(first, lengths, mask, len(first))
 
 
 def prepare_data(x, y, sample_weight, lengths, mask, need_y=True):

@@ -48,7 +48,7 @@ from .. import callbacks as callbacks_module
 from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from .. import saving
-from .._data import check_epochs, check_verbose, prepare_data, split_validation
+from .._data import check_epochs, check_verbose, prepare_data, prepare_inputs, split_validation
 from .._validation import check_positive_int
 from ..layers.base import _unique_name
 from ..layers.core import Dense
@@ -188,9 +188,9 @@ class Model:
 
     def __call__(self, x, training=False, mask=None, lengths=None):
         """Forward pass on one batch: x (B, ...) -> output."""
-        data = self._prepare(x, None, None, lengths, mask, need_y=False)
-        self._ensure_built(data.x)
-        return self._forward(data.x, data.mask, training)[0]
+        x, mask = prepare_inputs(self._standardize_x(x), lengths, mask)
+        self._ensure_built(x)
+        return self._forward(x, mask, training)[0]
 
     # -- compile ------------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None) -> None:
