@@ -28,14 +28,17 @@ __all__ = [
 # --- public API re-exports (layers, models, training) ---
 from .layers import SimpleRNN, LSTM, GRU, LayerNormLSTM, LayerNormGRU, Bidirectional
 __all__ += ["SimpleRNN", "LSTM", "GRU", "LayerNormLSTM", "LayerNormGRU", "Bidirectional"]
-from .layers import Dense, Embedding, Flatten, Dropout, Masking
-__all__ += ["Dense", "Embedding", "Flatten", "Dropout", "Masking"]
+from .layers import Dense, Embedding, Flatten, Dropout, Masking, RepeatVector, TimeDistributed
+__all__ += ["Dense", "Embedding", "Flatten", "Dropout", "Masking", "RepeatVector", "TimeDistributed"]
+from .layers import Concatenate, Add, Multiply, Average, Input
+__all__ += ["Concatenate", "Add", "Multiply", "Average", "Input"]
 from . import initializers
 from . import activations
 from . import losses
 from . import optimizers
 from . import callbacks
 from . import datasets
-from .models import Sequential, load_model
-__all__ += ["initializers", "activations", "losses", "optimizers", "callbacks", "datasets", "Sequential",
-            "load_model"]
+from . import metrics
+from .models import Model, Sequential, load_model
+__all__ += ["callbacks", "datasets", "metrics", "optimizers", "losses", "initializers", "activations",
+            "Model", "Sequential", "load_model"]

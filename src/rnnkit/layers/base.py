@@ -13,7 +13,13 @@ arrays. The contract every layer keeps:
   copy of the weights can never go stale. ``get_weights()`` returns writeable copies.
 - ``compute_mask(mask)`` says which mask (if any) the next layer receives.
 - ``get_config()`` returns the constructor arguments (JSON-serialisable) for ``save``/``load_model``.
-- ``clear_training_cache()`` forgets what the last call kept (``Sequential.fit`` / ``evaluate`` /
+- Called on symbolic tensors (``rnnkit.Input`` or another layer's output on one) a layer records a
+  graph node instead of computing (layers/symbolic.py; ``rnnkit.Model(inputs, outputs)``).
+- ``input_shape=`` (the sample shape, without the batch axis) or ``input_dim=`` (the features) may
+  be given to any layer's constructor, as in Keras 2: a ``Sequential`` whose first layer has one is
+  built at once. ``input_dim=I`` means ``input_shape=(None, I)`` for recurrent layers (sequences of
+  any length) and ``(I,)`` otherwise; Embedding's own ``input_dim`` stays its vocabulary size.
+- ``clear_training_cache()`` forgets what the last call kept (``fit`` / ``evaluate`` /
   ``predict`` call it on every layer when they finish), so a trained layer holds only its weights.
 - Layers pickle and ``copy.deepcopy``: configuration, weights and the state a call depends on
   (stateful states, a Dropout's random stream) go along; the training cache and attributes derived
@@ -22,6 +28,9 @@ arrays. The contract every layer keeps:
 """
 
 from __future__ import annotations
+
+import functools
+import inspect
 
 import numpy as np
 
@@ -144,6 +153,45 @@ class Layer:
     #: kept in pickles, set to None by ``clear_training_cache()``
     _gradient_attrs: tuple = ("grads",)
 
+    #: the sample shape given by ``input_shape=`` / ``input_dim=`` (without the batch axis), or None
+    declared_input_shape = None
+    #: ``input_dim=I`` means ``input_shape=(None, I)`` (set by layers reading sequences)
+    _input_dim_is_per_step = False
+
+    def __init_subclass__(cls, **kwargs):
+        """Let every layer constructor take Keras 2's ``input_shape=`` / ``input_dim=`` keywords
+        (unless the class has its own ``input_dim`` argument, like Embedding)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        takes_input_dim = "input_dim" in inspect.signature(init).parameters
+
+        @functools.wraps(init)
+        def __init__(self, *args, input_shape=None, **kw):
+            input_dim = None if takes_input_dim else kw.pop("input_dim", None)
+            init(self, *args, **kw)
+            if input_shape is not None or input_dim is not None:
+                self._declare_input_shape(input_shape, input_dim)
+
+        cls.__init__ = __init__
+
+    def _declare_input_shape(self, input_shape, input_dim):
+        if input_shape is not None and input_dim is not None:
+            raise ValueError(f"layer {self.name!r}: pass input_shape or input_dim, not both")
+        if input_dim is not None:
+            input_dim = check_positive_int(input_dim, "input_dim")
+            shape = (None, input_dim) if self._input_dim_is_per_step else (input_dim,)
+        else:
+            if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
+                input_shape = (input_shape,)
+            if not isinstance(input_shape, (tuple, list)) or not input_shape:
+                raise TypeError(f"input_shape must be the shape of one sample (without the batch "
+                                f"axis), e.g. (time, features), got {input_shape!r}")
+            shape = tuple(None if d is None else check_positive_int(d, f"input_shape[{i}]")
+                          for i, d in enumerate(input_shape))
+        self.declared_input_shape = shape
+
     def __init__(self, dtype="float32", name=None):
         dt = np.dtype(dtype)
         if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -222,6 +270,24 @@ class Layer:
         self.dtype = np.dtype(self.dtype.name)
         # the copies come back writeable (or over immutable buffers): own and lock them
         self._weights = [weight_locks.lock(weight_locks.owned(w)) for w in self._weights]
+
+    # -- per-call caches (a layer called several times in one graph) ----------------------------
+    def _sublayers(self) -> list:
+        """Layers this one runs inside (wrappers: Bidirectional, TimeDistributed)."""
+        return []
+
+    def _cache_state(self):
+        """What the last call kept for ``backward`` (here and in sublayers), to restore with
+        :meth:`_set_cache_state` before the backward of that call when other calls came between."""
+        return ([getattr(self, a) for a in self._training_cache_attrs],
+                [layer._cache_state() for layer in self._sublayers()])
+
+    def _set_cache_state(self, state) -> None:
+        values, sub = state
+        for attr, value in zip(self._training_cache_attrs, values):
+            setattr(self, attr, value)
+        for layer, sub_state in zip(self._sublayers(), sub):
+            layer._set_cache_state(sub_state)
 
     # -- graph helpers -------------------------------------------------------------------------
     def build(self, input_shape) -> None:  # pragma: no cover - overridden

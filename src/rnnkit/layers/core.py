@@ -1,4 +1,4 @@
-"""Core (non-recurrent) layers: Dense, Embedding, Flatten, Dropout, Masking.
+"""Core (non-recurrent) layers: Dense, Embedding, Flatten, Dropout, Masking, RepeatVector.
 
 Shape letters: B batch, T time steps, I input features, U Dense units, V vocabulary size
 (``Embedding.input_dim``), D embedding size (``output_dim``).
@@ -21,8 +21,9 @@ from .. import activations, initializers, ops
 from .._validation import as_array, check_bool, check_positive_int, format_shape
 from .base import (Layer, build_input_dim, check_d_output, check_seed, initialized_weight,
                    register_layer, training_cache)
+from .symbolic import is_symbolic, symbolic_call
 
-__all__ = ["Dense", "Embedding", "Flatten", "Dropout", "Masking"]
+__all__ = ["Dense", "Embedding", "Flatten", "Dropout", "Masking", "RepeatVector"]
 
 #: activations fused into the dense kernel (ops.dense_forward); others run after a linear GEMM
 _FUSED = ("linear", "relu", "tanh", "sigmoid")
@@ -95,6 +96,8 @@ class Dense(Layer):
 
     def __call__(self, x, training=False, mask=None):
         """x (..., I) -> (..., U); ``mask`` is accepted and ignored (it passes through)."""
+        if type(x) is not np.ndarray and is_symbolic(x):
+            return symbolic_call(self, x, mask=mask)
         x = as_array(x, "x")
         if x.ndim < 2:
             raise ValueError(f"x must have shape (batch, ..., features), got {format_shape(x.shape)}")
@@ -206,6 +209,8 @@ class Embedding(Layer):
 
     def __call__(self, x, training=False, mask=None):
         """x integer (...) -> (..., D). ``mask`` is not used here; see :meth:`compute_mask`."""
+        if type(x) is not np.ndarray and is_symbolic(x):
+            return symbolic_call(self, x, mask=mask)
         if not self.built:
             self.build()
         x = self._indices_of(x)
@@ -260,6 +265,8 @@ class Flatten(Layer):
         self.built = True
 
     def __call__(self, x, training=False, mask=None):
+        if type(x) is not np.ndarray and is_symbolic(x):
+            return symbolic_call(self, x, mask=mask)
         x = as_array(x, "x")
         if x.ndim < 1:
             raise ValueError("x must have a batch axis, got a 0-D array")
@@ -315,6 +322,8 @@ class Dropout(Layer):
         self.built = True
 
     def __call__(self, x, training=False, mask=None):
+        if type(x) is not np.ndarray and is_symbolic(x):
+            return symbolic_call(self, x, mask=mask)
         x = as_array(x, "x")
         if not training:
             return x
@@ -364,6 +373,8 @@ class Masking(Layer):
         self.built = True
 
     def __call__(self, x, training=False, mask=None):
+        if type(x) is not np.ndarray and is_symbolic(x):
+            return symbolic_call(self, x, mask=mask)
         x = as_array(x, "x")
         if x.ndim != 3:
             raise ValueError(f"x must have shape (batch, time, features), got {format_shape(x.shape)}")
@@ -390,4 +401,50 @@ class Masking(Layer):
     def get_config(self) -> dict:
         config = super().get_config()
         config["mask_value"] = self.mask_value
+        return config
+
+
+@register_layer
+class RepeatVector(Layer):
+    """(B, F) -> (B, n, F): the input repeated ``n`` times along a new time axis (e.g. an encoder's
+    summary vector fed to a decoder at every step). Backward sums the n step gradients."""
+
+    _training_cache_attrs = ("_shape",)
+
+    def __init__(self, n, dtype="float32", name=None):
+        super().__init__(dtype=dtype, name=name)
+        self.n = check_positive_int(n, "n")
+        self.built = True
+        self._shape = None
+
+    def build(self, input_shape=None) -> None:
+        self.built = True
+
+    def __call__(self, x, training=False, mask=None):
+        if type(x) is not np.ndarray and is_symbolic(x):
+            return symbolic_call(self, x, mask=mask)
+        x = as_array(x, "x")
+        if x.ndim != 2:
+            raise ValueError(f"x must have shape (batch, features) for layer {self.name!r} "
+                             f"(RepeatVector), got {format_shape(x.shape)}")
+        if training:
+            self._shape = x.shape
+        return np.repeat(x[:, None, :], self.n, axis=1)
+
+    def backward(self, d_output):
+        shape = training_cache(self, self._shape)
+        d_output = check_d_output(d_output, (shape[0], self.n, shape[1]))
+        self.grads = []
+        return d_output.sum(axis=1)
+
+    def compute_mask(self, mask):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        batch, features = tuple(input_shape)
+        return (batch, self.n, features)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["n"] = self.n
         return config

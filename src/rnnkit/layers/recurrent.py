@@ -30,6 +30,7 @@ from .._validation import (ACTIVATIONS, as_array, check_activation,
                            check_bool, check_positive_int, format_shape)
 from .base import (Layer, build_input_dim, check_d_output, check_seed, checked_weight,
                    initialized_weight, training_cache)
+from .symbolic import is_symbolic, symbolic_call
 
 __all__ = ["RNN", "sequence_input"]
 
@@ -79,6 +80,7 @@ class RNN(Layer):
     _derived_attrs = ("_pack",)
     #: inference calls reuse packed weights (set per layer at build: not for few weights)
     _uses_pack = True
+    _input_dim_is_per_step = True
     _gradient_attrs = ("grads", "d_initial_state")
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
@@ -275,6 +277,10 @@ class RNN(Layer):
         return pack
 
     # -- states ----------------------------------------------------------------------------------
+    def _state_count(self):
+        """How many arrays ``initial_state`` takes."""
+        return self._n_states
+
     def _as_states(self, states, argument, batch=None):
         """Normalise a list of states (or one array for single-state cells) -> tuple of (B, H) arrays.
 
@@ -315,6 +321,9 @@ class RNN(Layer):
     # -- forward ---------------------------------------------------------------------------------
     def __call__(self, x, initial_state=None, mask=None, lengths=None, training=False):
         """Run the layer on x (B, T, I); see the module docstring for what is returned."""
+        if (type(x) is not np.ndarray and is_symbolic(x)) or (initial_state is not None
+                                                             and is_symbolic(initial_state)):
+            return symbolic_call(self, x, initial_state=initial_state, mask=mask, lengths=lengths)
         x = sequence_input(self, x)
         if initial_state is not None:
             states = self._as_states(initial_state, "initial_state", x.shape[0] if x.ndim else None)

@@ -1,4 +1,5 @@
-"""Bidirectional: run a recurrent layer forwards and a copy backwards, merge per time step.
+"""Wrappers: Bidirectional (a recurrent layer forwards and a copy backwards, merged per time step)
+and TimeDistributed (a per-step layer applied to every time step).
 
 Shapes (H units of the wrapped layer): x (B, T, I). With ``return_sequences`` each direction gives
 (B, T, H) — the backward direction flipped back to input time order — else the last state (B, H).
@@ -13,8 +14,9 @@ import numpy as np
 
 from .base import Layer, check_d_output, get_layer_class, register_layer
 from .recurrent import RNN, sequence_input
+from .symbolic import is_symbolic, symbolic_call
 
-__all__ = ["Bidirectional"]
+__all__ = ["Bidirectional", "TimeDistributed"]
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -49,6 +51,7 @@ class Bidirectional(Layer):
     # _trained is None (falsy) after clear_training_cache() or unpickling, like False before any call
     _training_cache_attrs = ("_trained", "_outputs", "_output_shape")
     _gradient_attrs = ("grads", "d_initial_state")
+    _input_dim_is_per_step = True
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, name=None):
         if not isinstance(layer, RNN):
@@ -110,6 +113,12 @@ class Bidirectional(Layer):
     def units(self):
         return self.forward_layer.units
 
+    def _sublayers(self):
+        return [self.forward_layer, self.backward_layer]
+
+    def _state_count(self):
+        return 2 * self._n_states
+
     def clear_training_cache(self) -> None:
         """Forget the last call's cache and gradients, here and in both directions' layers."""
         super().clear_training_cache()
@@ -119,6 +128,9 @@ class Bidirectional(Layer):
     # -- forward ---------------------------------------------------------------------------------
     def __call__(self, x, initial_state=None, mask=None, lengths=None, training=False):
         """Run both directions on x (B, T, I) and merge; see the module docstring for the result."""
+        if (type(x) is not np.ndarray and is_symbolic(x)) or (initial_state is not None
+                                                             and is_symbolic(initial_state)):
+            return symbolic_call(self, x, initial_state=initial_state, mask=mask, lengths=lengths)
         x = sequence_input(self, x)
         forward_states = backward_states = None
         if initial_state is not None:
@@ -277,3 +289,98 @@ class Bidirectional(Layer):
     def __repr__(self):
         return (f"<Bidirectional name={self.name!r} layer={type(self.forward_layer).__name__}"
                 f"({self.units}) merge_mode={self.merge_mode!r} built={self.built}>")
+
+
+@register_layer
+class TimeDistributed(Layer):
+    """Apply ``layer`` to every time step: x (B, T, ...) runs as (B·T, ...) rows through the
+    wrapped layer and comes back as (B, T, ...). Typically ``TimeDistributed(Dense(V))`` (the same
+    as ``Dense(V)`` on 3-D input, which rnnkit's Dense already applies per step). Weights and
+    gradients are the wrapped layer's; the mask passes through.
+    """
+
+    _training_cache_attrs = ("_input_shape",)
+
+    def __init__(self, layer, name=None):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layer must be an rnnkit Layer instance, got {type(layer).__name__}")
+        if isinstance(layer, (RNN, Bidirectional)):
+            raise TypeError(f"TimeDistributed applies a per-step layer (Dense, Dropout, ...); "
+                            f"{type(layer).__name__} already runs over time")
+        super().__init__(dtype=layer.dtype, name=name or f"time_distributed_{layer.name}")
+        self.layer = layer
+        self.weight_names = layer.weight_names
+        self._input_shape = None
+        self.built = layer.built
+
+    # the weights are the wrapped layer's own live arrays
+    @property
+    def _weights(self):
+        layer = self.__dict__.get("layer")
+        return [] if layer is None else layer._weights
+
+    @_weights.setter
+    def _weights(self, value):
+        pass
+
+    def _sublayers(self):
+        return [self.layer]
+
+    def build(self, input_shape) -> None:
+        shape = tuple(input_shape)
+        if len(shape) < 3:
+            raise ValueError(f"layer {self.name!r} (TimeDistributed) needs inputs (batch, time, ...), "
+                             f"got input_shape {shape!r}")
+        self.layer.build((None, *shape[2:]))
+        self.built = True
+
+    def __call__(self, x, training=False, mask=None):
+        if type(x) is not np.ndarray and is_symbolic(x):
+            return symbolic_call(self, x, mask=mask)
+        x = np.asarray(x)
+        if x.ndim < 3:
+            raise ValueError(f"x must have shape (batch, time, ...) for layer {self.name!r} "
+                             f"(TimeDistributed), got {x.shape}")
+        if not self.built:
+            self.build(x.shape)
+        y = self.layer(x.reshape(-1, *x.shape[2:]), training=training)
+        if training:
+            self._input_shape = x.shape
+        return y.reshape(*x.shape[:2], *y.shape[1:])
+
+    def backward(self, d_output):
+        if self._input_shape is None:
+            raise ValueError(f"layer {self.name!r}: call the layer with training=True before backward")
+        d_output = np.asarray(d_output)
+        shape = self._input_shape
+        dx = self.layer.backward(d_output.reshape(-1, *d_output.shape[2:]))
+        self.grads = self.layer.grads
+        return None if dx is None else dx.reshape(*shape[:2], *dx.shape[1:])
+
+    def set_weights(self, weights) -> None:
+        self.layer.set_weights(weights)
+
+    def clear_training_cache(self) -> None:
+        super().clear_training_cache()
+        self.layer.clear_training_cache()
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        inner = self.layer.compute_output_shape((shape[0], *shape[2:]))
+        return (shape[0], shape[1], *tuple(inner)[1:])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.pop("dtype")
+        config["layer"] = _serialize_layer(self.layer)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        config.pop("dtype", None)
+        config["layer"] = _deserialize_layer(config["layer"])
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<TimeDistributed name={self.name!r} layer={self.layer!r}>"

@@ -33,6 +33,9 @@ Per step, for every variable (``g`` its gradient, cast to the variable's dtype, 
                                otherwise:    var -= increment
 
 Keras 3 raises if more than one of clipnorm / clipvalue / global_clipnorm is set; so does rnnkit.
+``learning_rate`` may be a schedule (``rnnkit.optimizers.schedules``): each update then uses
+``schedule(iterations)``, the step counter before the update (0 first), as in Keras; reading
+``optimizer.learning_rate`` gives that value, and assigning a number to it raises TypeError.
 The caller's gradient arrays are never modified: each variable has a private gradient buffer (and a
 work buffer), reused every step, so a step allocates nothing proportional to the parameter count.
 """
@@ -44,9 +47,11 @@ import numbers
 
 import numpy as np
 
-from . import _weights as weight_locks
+from .. import _weights as weight_locks
+from . import schedules
+from .schedules import LearningRateSchedule
 
-__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "serialize", "deserialize"]
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "serialize", "deserialize", "schedules"]
 
 
 def _check_real(name, value, *, low=None, high=None, low_open=False, high_open=False,
@@ -137,12 +142,28 @@ class Optimizer:
     # -- hyper-parameters --------------------------------------------------------------------------
     @property
     def learning_rate(self) -> float:
+        """The learning rate the next update uses (a schedule's value at ``iterations``)."""
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            return float(self._learning_rate(self.iterations))
         return self._learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value):
-        # settable so that callbacks (schedules, reduce-on-plateau) can change it between steps
+        # settable so that callbacks (LearningRateScheduler, ReduceLROnPlateau) can change it
+        if isinstance(value, LearningRateSchedule):
+            self._learning_rate = value
+            return
+        if isinstance(getattr(self, "_learning_rate", None), LearningRateSchedule):
+            raise TypeError("This optimizer was created with a LearningRateSchedule as its "
+                            "learning_rate, hence its learning rate is not settable; create the "
+                            "optimizer with a float learning_rate to change it (e.g. from a callback)")
         self._learning_rate = _check_real("learning_rate", value, low=0, low_open=True)
+
+    @property
+    def schedule(self):
+        """The LearningRateSchedule given as ``learning_rate``, or None."""
+        lr = self._learning_rate
+        return lr if isinstance(lr, LearningRateSchedule) else None
 
     # -- state ---------------------------------------------------------------------------------------
     @property
@@ -225,6 +246,7 @@ class Optimizer:
         # 2. clip
         self._clip([s.g for _, s in work])
         # 3. update (layer weights are read-only outside rnnkit's own writes: see rnnkit._weights)
+        self._lr = self.learning_rate   # once per step (a schedule's value at this iteration)
         with weight_locks.unlocked([var for var, _ in work]):
             for var, s in work:
                 self._update_step(var, s.g, s.w, s.named)
@@ -263,11 +285,17 @@ class Optimizer:
 
     # -- serialisation ------------------------------------------------------------------------------
     def get_config(self) -> dict:
-        return {"name": self.name, "learning_rate": self.learning_rate, "clipnorm": self.clipnorm,
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            lr = schedules.serialize(lr)
+        return {"name": self.name, "learning_rate": lr, "clipnorm": self.clipnorm,
                 "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
 
     @classmethod
     def from_config(cls, config: dict):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
         return cls(**config)
 
     def __repr__(self):
@@ -303,7 +331,7 @@ class SGD(Optimizer):
         return ("momentum",) if self.momentum != 0 else ()
 
     def _update_step(self, var, g, w, slots):
-        g *= self.learning_rate                       # g <- lr g
+        g *= self._lr                                 # g <- lr g
         if self.momentum == 0:
             var -= g
             return
@@ -342,7 +370,7 @@ class Adam(Optimizer):
 
     def _update_step(self, var, g, w, slots):
         t = self.iterations + 1
-        alpha = self.learning_rate * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        alpha = self._lr * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
         m, v = slots["momentum"], slots["velocity"]
         np.subtract(g, m, out=w)
         w *= 1 - self.beta_1
@@ -405,7 +433,7 @@ class RMSprop(Optimizer):
         else:
             np.add(v, self.epsilon, out=w)             # denom = v + epsilon
         np.sqrt(w, out=w)
-        g *= self.learning_rate
+        g *= self._lr
         g /= w                                         # increment = lr g / sqrt(denom)
         if self.momentum > 0:
             m = slots["momentum"]
