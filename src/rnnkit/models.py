@@ -301,6 +301,8 @@ class Sequential:
     before ``fit``/``evaluate`` and can be saved to one ``.npz`` file.
     """
 
+    _distributed = None  # MPI hook: the rnnkit.distributed strategy during fit/evaluate/predict(distributed=...)
+
     def __init__(self, layers=None, name=None):
         self.name = name or _unique_name("sequential")
         self._layers: list[Layer] = []
@@ -518,6 +520,8 @@ class Sequential:
                 grads.extend(layer.grads)
                 variables.extend(layer.weights)
         if variables:
+            if self._distributed is not None:  # MPI hook: global-batch gradients and loss (one Allreduce)
+                grads, value = self._distributed.reduce_gradients(self, grads, value, y_pred, loss_mask)
             self.optimizer.apply(grads, variables)
         return value, y_pred, loss_mask
 
@@ -544,6 +548,8 @@ class Sequential:
         return self._logs(loss_tracker, trackers)
 
     def _logs(self, loss_tracker, trackers, prefix=""):
+        if self._distributed is not None:  # MPI hook: means over every rank's entries
+            loss_tracker, trackers = self._distributed.reduce_trackers(loss_tracker, trackers)
         logs = {prefix + "loss": loss_tracker.result()}
         for name, tracker in zip(self.metrics_names_requested, trackers):
             logs[prefix + name] = tracker.result()
@@ -552,7 +558,7 @@ class Sequential:
     # -- fit / evaluate / predict ----------------------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
             shuffle=True, verbose=1, callbacks=None, lengths=None, mask=None, sample_weight=None,
-            seed=None):
+            seed=None, distributed=None):
         """Train for ``epochs`` passes over (x, y) in mini-batches of ``batch_size``.
 
         Args:
@@ -571,6 +577,8 @@ class Sequential:
             lengths: (N,) valid steps per sequence, or mask: (N, T) bool (see the module docstring).
             sample_weight: (N,) per-sample loss weights (or (N, T) for sequence outputs).
             seed: seed of the shuffling generator, for reproducible training.
+            distributed: None, or "mpi" for data-parallel training over MPI ranks (batch_size is the
+                global batch; see rnnkit.distributed).
 
         Returns:
             a :class:`rnnkit.callbacks.History`: ``history.history["loss"]`` etc., one value per
@@ -613,9 +621,15 @@ class Sequential:
 
         self._ensure_built(data.x)
         self.stop_training = False
+        dist = _distribute(self, distributed, "fit")  # MPI hook
         try:
+            if dist is not None:  # MPI hook: broadcast optimizer state, shard the data, common seed
+                data, val, callback_list, seed = dist.prepare_fit(self, data, val, callback_list, seed,
+                                                                  batch_size, epochs, shuffle)
             self._fit_loop(data, val, callback_list, epochs, batch_size, shuffle, verbose, seed)
         finally:
+            if dist is not None:  # MPI hook
+                dist.end(self)
             self.clear_training_cache()
         self.history = history
         return history
@@ -659,41 +673,58 @@ class Sequential:
         for cb in callback_list:
             cb.on_train_end({})
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, sample_weight=None, lengths=None, mask=None):
+    def evaluate(self, x, y, batch_size=32, verbose=1, sample_weight=None, lengths=None, mask=None,
+                 distributed=None):
         """Loss (and metrics) on (x, y), computed in batches with ``training=False``.
 
         Returns the loss (a float) without metrics, else ``[loss, *metrics]`` in compile order.
-        The values are exact means over all used (unmasked) entries.
+        The values are exact means over all used (unmasked) entries. ``distributed="mpi"``: the
+        batches are sharded over the MPI ranks, every rank returns the values (rnnkit.distributed).
         """
         self._check_compiled("evaluate")
         batch_size = check_positive_int(batch_size, "batch_size")
         verbose = _check_verbose(verbose)
         data = _prepare_data(x, y, sample_weight, lengths, mask)
         self._ensure_built(data.x)
-        progbar = _Progbar(math.ceil(len(data) / batch_size), verbose) if verbose else None
+        dist = _distribute(self, distributed, "evaluate")  # MPI hook
         try:
+            if dist is not None:  # MPI hook
+                data = dist.shard(data, "evaluate", batch_size)
+            progbar = _Progbar(math.ceil(len(data) / batch_size), verbose) if verbose else None
             logs = self._run_test(data, batch_size, progbar)
         finally:
+            if dist is not None:  # MPI hook
+                dist.end(self)
             self.clear_training_cache()
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=32, verbose=0, lengths=None, mask=None):
-        """Outputs for x (N, ...), computed in batches with ``training=False`` and concatenated."""
+    def predict(self, x, batch_size=32, verbose=0, lengths=None, mask=None, distributed=None):
+        """Outputs for x (N, ...), computed in batches with ``training=False`` and concatenated.
+        ``distributed="mpi"``: each MPI rank computes its rows of every batch and every rank returns
+        all N outputs in order (rnnkit.distributed)."""
         batch_size = check_positive_int(batch_size, "batch_size")
         verbose = _check_verbose(verbose)
         data = _prepare_data(x, None, None, lengths, mask, need_y=False)
         self._ensure_built(data.x)
         steps = math.ceil(len(data) / batch_size)
-        progbar = _Progbar(steps, verbose)
+        dist = _distribute(self, distributed, "predict")  # MPI hook
         outputs = []
         try:
+            if dist is not None:  # MPI hook
+                data = dist.shard(data, "predict", batch_size)
+            progbar = _Progbar(steps, verbose)
             for step, batch in enumerate(data.batches(batch_size), 1):
                 outputs.append(self._forward(batch.x, batch.mask, training=False)[0])
                 progbar.update(step, {}, final=step == steps)
+            result = np.concatenate(outputs, axis=0)
+            if dist is not None:  # MPI hook: every rank's rows, in order, on every rank
+                result = dist.gather(result, data, batch_size)
         finally:
+            if dist is not None:  # MPI hook
+                dist.end(self)
             self.clear_training_cache()   # Dense.logits and produced masks of the last batch
-        return np.concatenate(outputs, axis=0)
+        return result
 
     def stream(self, batch_size=1):
         """A :class:`rnnkit.streaming.Stream`: ``stream.step(x_t)`` pushes one time step through every
@@ -748,7 +779,10 @@ class Sequential:
         }
 
     def save(self, path) -> None:
-        """Write the model to ``path`` (one ``.npz`` file, written atomically, no pickle)."""
+        """Write the model to ``path`` (one ``.npz`` file, written atomically, no pickle).
+        During a distributed fit / evaluate / predict only rank 0 writes (rnnkit.distributed)."""
+        if self._distributed is not None and not self._distributed.is_chief:  # MPI hook
+            return
         config = {
             "format": FILE_FORMAT,
             "format_version": FILE_FORMAT_VERSION,
@@ -778,6 +812,17 @@ class Sequential:
 
     def __repr__(self):
         return f"<Sequential name={self.name!r} layers={len(self._layers)} built={self.built}>"
+
+
+def _distribute(model, distributed, call):
+    """MPI hook: None for ``distributed=None``; else the rnnkit.distributed strategy (which imports
+    mpi4py), begun on ``model`` (end it with ``strategy.end(model)``)."""
+    if distributed is None:
+        return None
+    from .distributed import get_strategy
+    strategy = get_strategy(distributed)
+    strategy.begin(model, call)
+    return strategy
 
 
 def _weight_key(i, j):
