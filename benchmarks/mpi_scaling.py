@@ -33,6 +33,43 @@ import time
 import numpy as np
 
 SIZES = {"mnist-rows": (150, 28, 28, 150), "medium": (64, 100, 128, 256)}  # == rnnkit.bench.SIZES
+NS = (1, 2, 4, 8, 16, 32, 64)
+BETA = 10e9 / 8            # bytes/s of a 10 Gb/s link
+ALPHAS = (5e-6, 50e-6)     # per-message latency: RDMA-class, and kernel TCP
+
+
+def ring_allreduce_s(nbytes, n, alpha, beta=BETA):
+    """Ring all-reduce of ``nbytes`` over ``n`` machines: reduce-scatter + all-gather, 2 (n - 1)
+    messages of nbytes / n each."""
+    return 0.0 if n == 1 else 2 * (n - 1) * alpha + 2 * (n - 1) / n * nbytes / beta
+
+
+def model_table(step_times):
+    """Efficiency at N machines from measured step times (one machine: this VM, 2 threads) and the
+    alpha-beta cost of the two all-reduces per step (the gradients, and the few log values)."""
+    lines = []
+    for size in SIZES:
+        rows = {r["N"]: r for r in step_times.values() if r["size"] == size}
+        if not rows:
+            continue
+        t1 = rows[1]["step_s"]
+        nbytes = rows[1]["params"] * 4 + 8
+        lines.append(f"{size}: gradient {nbytes / 1e6:.2f} MB, compute {t1 * 1e3:.1f} ms/step at "
+                     f"B = {rows[1]['local_batch']} on one machine")
+        lines.append(f"{'N':>3s} {'B/N':>4s} {'compute ms':>10s} | "
+                     + " | ".join(f"{'a=' + format(a * 1e6, '.0f') + 'us: allreduce ms':>22s} "
+                                  f"{'strong eff':>10s} {'weak eff':>8s}" for a in ALPHAS))
+        for n in NS:
+            r = rows[n]
+            cells = []
+            for alpha in ALPHAS:
+                comm = ring_allreduce_s(nbytes, n, alpha) + ring_allreduce_s(64, n, alpha)
+                strong = t1 / (n * (r["step_s"] + comm))
+                weak = t1 / (t1 + comm)
+                cells.append(f"{comm * 1e3:22.3f} {strong:10.2f} {weak:8.2f}")
+            lines.append(f"{n:3d} {r['local_batch']:4d} {r['step_s'] * 1e3:10.2f} | " + " | ".join(cells))
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _model(size):
@@ -118,13 +155,13 @@ def step_times(args):
     for size in args.sizes.split(","):
         batch = SIZES[size][0]
         model = _model(size)
-        for n in (1, 2, 4, 8, 16, 32, 64):
+        for n in NS:
             local = -(-batch // n)
-            steps = max(4, min(40, 4 * n))
+            steps = max(10, min(40, 4 * n))
             x, y = _data(size, local * steps)
             model.fit(x[:local * 2], y[:local * 2], epochs=1, batch_size=local, verbose=0, seed=0)
             reps = []
-            for _ in range(3):
+            for _ in range(5):
                 t0 = time.perf_counter()
                 model.fit(x, y, epochs=1, batch_size=local, verbose=0, seed=0)
                 reps.append((time.perf_counter() - t0) / steps)
@@ -209,6 +246,8 @@ def driver(args):
     if args.step_times:
         print()
         out["step_times"] = step_times(args)
+        print()
+        print(model_table(out["step_times"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
@@ -225,14 +264,20 @@ def main():
     parser.add_argument("--step-times", action="store_true",
                         help="also time one step at local batch B/N (one process), for the model")
     parser.add_argument("--only-step-times", action="store_true")
+    parser.add_argument("--model", metavar="JSON", help="print the scaling model from a --json file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mpi", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
+    if args.model:
+        with open(args.model) as f:
+            print(model_table(json.load(f)["step_times"]))
+    elif args.worker:
         worker(args)
     elif args.only_step_times:
         rows = step_times(args)
+        print()
+        print(model_table(rows))
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"step_times": rows}, f, indent=1)

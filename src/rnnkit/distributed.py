@@ -49,9 +49,15 @@ without ``mpiexec`` runs as an MPI world of size 1 (MPI's singleton start): the 
 without ``distributed``. ``import rnnkit`` never imports mpi4py: this module imports it when a
 strategy is first made.
 
+Per training step a rank makes two collectives: the gradient Allreduce and, for the logs, an
+Allreduce of a few float64 (loss and metric totals and counts).
+
 Not supported: stateful recurrent layers (their states belong to batch rows; ValueError).
 Dropout layers draw their masks from each rank's own stream, so training with Dropout is
-equivalent in distribution to, not equal to, the single-process run.
+equivalent in distribution to, not equal to, the single-process run. ``on_batch_end``'s ``size``
+is the rank's rows. A loss with ``reduction="sum"`` trains exactly as in one process, but the
+per-batch values ``evaluate`` and validation average are the ranks' pieces' sums (one process:
+whole batches' sums), so those logs differ; the default reduction has no such difference.
 """
 
 from __future__ import annotations
@@ -383,6 +389,8 @@ class _ShardedData:
         return len(self.data)
 
     def __getattr__(self, name):   # x, y, sample_weight, mask of the whole data set
+        if "data" not in self.__dict__:
+            raise AttributeError(name)
         return getattr(self.__dict__["data"], name)
 
     def batches(self, batch_size, order=None):
