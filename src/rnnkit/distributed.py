@@ -65,6 +65,8 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import warnings
+import zlib
 
 import numpy as np
 
@@ -410,3 +412,19 @@ class _AgreeOnStop(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.model.stop_training = self.strategy.agree(self.model.stop_training)
+
+    def on_train_end(self, logs=None):
+        """Every rank applied the same summed gradients, so the weights are bit-identical -- if the
+        MPI library gives every rank the same sum, which MPI advises but does not promise (Open MPI's
+        and MPICH's algorithms do). Checked once per fit (a CRC of the weights); on a difference, a
+        RuntimeWarning and rank 0's weights for every rank."""
+        crc = 0
+        for w in self.model.weights:
+            crc = zlib.crc32(np.ascontiguousarray(w).view(np.uint8), crc)
+        crcs = self.strategy.comm.allgather(crc)
+        if any(c != crcs[0] for c in crcs):
+            ranks = [r for r, c in enumerate(crcs) if c != crcs[0]]
+            warnings.warn(f"rnnkit.distributed: after fit, the weights of ranks {ranks} differ from "
+                          f"rank 0's (the MPI library's sums differ between ranks); every rank now "
+                          f"takes rank 0's weights", RuntimeWarning, stacklevel=2)
+            self.strategy._broadcast_arrays(self.model, self.model.weights, [])
