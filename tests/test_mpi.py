@@ -164,3 +164,16 @@ def test_distributed_bad_value(value, error):
         with pytest.raises(error, match=r"distributed must be None, 'mpi' or an rnnkit\.distributed"):
             call()
     assert model.optimizer.iterations == 0 and model._distributed is None
+
+
+def test_shard_bounds_cover_each_batch_once():
+    """Each global batch is cut into contiguous pieces, one per rank, sizes differing by <= 1 (no
+    MPI needed: rnnkit.distributed imports mpi4py only when a strategy is made)."""
+    from rnnkit.distributed import shard_bounds
+    for rows in range(0, 40):
+        for size in range(1, 9):
+            pieces = [shard_bounds(rows, rank, size) for rank in range(size)]
+            assert pieces[0][0] == 0 and pieces[-1][1] == rows
+            assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+            lengths = [hi - lo for lo, hi in pieces]
+            assert max(lengths) - min(lengths) <= 1 and lengths == sorted(lengths, reverse=True)
