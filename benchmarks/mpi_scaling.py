@@ -14,9 +14,10 @@ the gradient buffer. The two configurations alternate (A B, B A, ...) over ``--r
 both sample the same spells of a shared, noisy host; the table gives each one's median and range
 and the ratio per round.
 
-``--step-times``: one process, 2 threads: the time of one training step at local batch B/N for
-N = 1, 2, 4, ..., 64 (the compute per step of one machine when N machines share batch B), which
-with the gradient size feeds the alpha-beta model of RESULTS.md.
+``--step-times``: one process, one thread: the CPU time of one training step at local batch B/N
+for N = 1, 2, 4, ..., 64 (the compute per step of one single-core machine when N machines share
+batch B), which with the gradient size feeds the alpha-beta model of RESULTS.md (``--model``
+prints it again from a ``--json`` file).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def ring_allreduce_s(nbytes, n, alpha, beta=BETA):
 
 
 def model_table(step_times):
-    """Efficiency at N machines from measured step times (one machine: this VM, 2 threads) and the
-    alpha-beta cost of the two all-reduces per step (the gradients, and the few log values)."""
+    """Efficiency at N machines of one core each (one rank, one thread) from the measured CPU time
+    per step at local batch B/N and the alpha-beta cost of the two all-reduces of a step (the
+    gradients, and the few log values), which are not overlapped with compute."""
     lines = []
     for size in SIZES:
         rows = {r["N"]: r for r in step_times.values() if r["size"] == size}
@@ -55,7 +57,7 @@ def model_table(step_times):
         t1 = rows[1]["step_s"]
         nbytes = rows[1]["params"] * 4 + 8
         lines.append(f"{size}: gradient {nbytes / 1e6:.2f} MB, compute {t1 * 1e3:.1f} ms/step at "
-                     f"B = {rows[1]['local_batch']} on one machine")
+                     f"B = {rows[1]['local_batch']} on one core")
         lines.append(f"{'N':>3s} {'B/N':>4s} {'compute ms':>10s} | "
                      + " | ".join(f"{'a=' + format(a * 1e6, '.0f') + 'us: allreduce ms':>22s} "
                                   f"{'strong eff':>10s} {'weak eff':>8s}" for a in ALPHAS))
@@ -148,9 +150,11 @@ def worker(args):
 
 
 def step_times(args):
-    """One process, 2 threads: seconds per training step at local batch ceil(B / N)."""
+    """One process, one thread: seconds per training step at local batch ceil(B / N), as CPU time
+    (``time.process_time``: what the step costs a core, robust to other processes taking turns on
+    a shared host; wall time is noted alongside)."""
     import rnnkit
-    rnnkit.set_num_threads(args.threads)
+    rnnkit.set_num_threads(1)
     rows = {}
     for size in args.sizes.split(","):
         batch = SIZES[size][0]
@@ -160,16 +164,18 @@ def step_times(args):
             steps = max(10, min(40, 4 * n))
             x, y = _data(size, local * steps)
             model.fit(x[:local * 2], y[:local * 2], epochs=1, batch_size=local, verbose=0, seed=0)
-            reps = []
+            cpu, wall = [], []
             for _ in range(5):
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 model.fit(x, y, epochs=1, batch_size=local, verbose=0, seed=0)
-                reps.append((time.perf_counter() - t0) / steps)
+                cpu.append((time.process_time() - c0) / steps)
+                wall.append((time.perf_counter() - t0) / steps)
             rows[f"{size}/{n}"] = {"size": size, "N": n, "local_batch": local,
-                                   "step_s": min(reps), "step_s_median": statistics.median(reps),
+                                   "step_s": statistics.median(cpu), "cpu_s": cpu, "wall_s": wall,
                                    "params": int(model.count_params())}
-            print(f"{size:10s} N={n:2d} local batch {local:3d}: {min(reps) * 1e3:8.2f} ms/step "
-                  f"(median {statistics.median(reps) * 1e3:.2f})", flush=True)
+            print(f"{size:10s} N={n:2d} local batch {local:3d}: CPU {statistics.median(cpu) * 1e3:8.2f} "
+                  f"ms/step (range {min(cpu) * 1e3:.2f}-{max(cpu) * 1e3:.2f}); wall min "
+                  f"{min(wall) * 1e3:.2f}, median {statistics.median(wall) * 1e3:.2f}", flush=True)
     return rows
 
 
