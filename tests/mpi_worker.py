@@ -243,6 +243,17 @@ else:
 assert sys.stdout is STDOUT   # restored after the errors
 
 
+# seed=None: rank 0 draws the shuffling seed and every rank uses it
+from rnnkit.models import _prepare_data  # noqa: E402
+
+dist.begin(model, "fit")
+try:
+    seed = dist.prepare_fit(model, _prepare_data(x, y, None, None, None), None, [], None, 8, 1, True)[3]
+finally:
+    dist.end(model)
+assert isinstance(seed, int) and len(set(dist.comm.allgather(seed))) == 1, seed
+
+
 class Diverge(rnnkit.callbacks.Callback):   # as if the MPI library's sums differed on the last rank
     def on_train_end(self, logs=None):
         if RANK == SIZE - 1 and SIZE > 1:
