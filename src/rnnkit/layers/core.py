@@ -272,7 +272,7 @@ class Flatten(Layer):
             raise ValueError("x must have a batch axis, got a 0-D array")
         if training:
             self._input_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # explicit size: B = 0 works too
 
     def backward(self, d_output):
         shape = training_cache(self, self._input_shape)

@@ -74,6 +74,8 @@ class Model:
             return super().__new__(Functional)
         return super().__new__(cls)
 
+    _distributed = None  # MPI hook: the rnnkit.distributed strategy during fit/evaluate/predict(distributed=...)
+
     def __init__(self, name=None):
         self.name = name or _unique_name(self._default_name)
         self.built = False
@@ -299,6 +301,8 @@ class Model:
         else:
             self._backward(grads[0], from_logits=from_logits[0])
         grads, variables = self._gradients()
+        if self._distributed is not None and variables:  # MPI hook: the global batch's gradients and loss
+            grads, total = self._distributed.reduce_gradients(self, grads, total, preds[0], loss_masks[0])
         self._apply_gradients(grads, variables)
         return total, preds, values, loss_masks
 
@@ -328,14 +332,21 @@ class Model:
             for cb in callback_list:
                 cb.on_test_batch_begin(step, {})
             metrics.update(batch, *self._test_step(batch))
+            batch_logs = self._logs(metrics)
             for cb in callback_list:
-                cb.on_test_batch_end(step, metrics.logs())
+                cb.on_test_batch_end(step, batch_logs)
+        return self._logs(metrics)
+
+    def _logs(self, metrics):
+        """The logs of a pass's metrics (distributed: means over every rank's entries)."""
+        if self._distributed is not None:  # MPI hook (a collective: every rank calls it alike)
+            metrics = self._distributed.reduce_metrics(metrics)
         return metrics.logs()
 
     # -- fit / evaluate / predict ----------------------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
             shuffle=True, verbose=1, callbacks=None, lengths=None, mask=None, sample_weight=None,
-            seed=None):
+            seed=None, distributed=None):
         """Train for ``epochs`` passes over (x, y) in mini-batches of ``batch_size``.
 
         Args:
@@ -354,6 +365,8 @@ class Model:
             lengths: (N,) valid steps per sequence, or mask: (N, T) bool (see the module docstring).
             sample_weight: (N,) per-sample loss weights (or (N, T) for sequence outputs).
             seed: seed of the shuffling generator, for reproducible training.
+            distributed: None, or "mpi" for data-parallel training over MPI ranks (batch_size is the
+                global batch; one-output models; see rnnkit.distributed).
 
         Returns:
             a :class:`rnnkit.callbacks.History`: ``history.history["loss"]`` etc., one value per
@@ -378,9 +391,15 @@ class Model:
 
         self._ensure_built(data.x)
         self.stop_training = False
+        dist = _distribute(self, distributed, "fit")  # MPI hook
         try:
+            if dist is not None:  # MPI hook: broadcast optimizer state, shard the data, common seed
+                data, val, callback_list, seed = dist.prepare_fit(self, data, val, callback_list, seed,
+                                                                  batch_size, epochs, shuffle)
             self._fit_loop(data, val, callback_list, epochs, batch_size, shuffle, seed)
         finally:
+            if dist is not None:  # MPI hook
+                dist.end(self)
             self.clear_training_cache()
         self.history = history
         return history
@@ -409,12 +428,12 @@ class Model:
                     cb.on_train_batch_begin(step, {})
                 step_result = self._train_step(batch)
                 metrics.update(batch, *step_result)
-                batch_logs = {"size": len(batch), "batch_loss": step_result[0], **metrics.logs()}
+                batch_logs = {"size": len(batch), "batch_loss": step_result[0], **self._logs(metrics)}
                 for cb in callback_list:
                     cb.on_train_batch_end(step, batch_logs)
                 if self.stop_training:   # set by a batch hook (e.g. TerminateOnNaN): end the epoch
                     break
-            logs = metrics.logs()
+            logs = self._logs(metrics)
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in self._run_test(val, batch_size).items()})
             for cb in callback_list:
@@ -432,38 +451,50 @@ class Model:
         progbar.set_params({"steps": steps, "verbose": verbose})
         return [progbar]
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, sample_weight=None, lengths=None, mask=None):
+    def evaluate(self, x, y, batch_size=32, verbose=1, sample_weight=None, lengths=None, mask=None,
+                 distributed=None):
         """Loss (and metrics) on (x, y), computed in batches with ``training=False``.
 
         Returns the loss (a float) without metrics, else ``[loss, *metrics]`` in compile order.
-        The values are exact means over all used (unmasked) entries.
+        The values are exact means over all used (unmasked) entries. ``distributed="mpi"``: the
+        batches are sharded over the MPI ranks, every rank returns the values (rnnkit.distributed).
         """
         self._check_compiled("evaluate")
         batch_size = check_positive_int(batch_size, "batch_size")
         verbose = check_verbose(verbose)
         data = self._prepare(x, y, sample_weight, lengths, mask)
         self._ensure_built(data.x)
-        callback_list = self._inference_callbacks(verbose, math.ceil(len(data) / batch_size))
+        dist = _distribute(self, distributed, "evaluate")  # MPI hook
         try:
+            if dist is not None:  # MPI hook
+                data = dist.shard(data, "evaluate", batch_size)
+            callback_list = self._inference_callbacks(verbose, math.ceil(len(data) / batch_size))
             for cb in callback_list:
                 cb.on_test_begin({})
             logs = self._run_test(data, batch_size, callback_list)
             for cb in callback_list:
                 cb.on_test_end(logs)
         finally:
+            if dist is not None:  # MPI hook
+                dist.end(self)
             self.clear_training_cache()
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=32, verbose=0, lengths=None, mask=None):
-        """Outputs for x (N, ...), computed in batches with ``training=False`` and concatenated."""
+    def predict(self, x, batch_size=32, verbose=0, lengths=None, mask=None, distributed=None):
+        """Outputs for x (N, ...), computed in batches with ``training=False`` and concatenated.
+        ``distributed="mpi"``: each MPI rank computes its rows of every batch and every rank returns
+        all N outputs in order (rnnkit.distributed)."""
         batch_size = check_positive_int(batch_size, "batch_size")
         verbose = check_verbose(verbose)
         data = self._prepare(x, None, None, lengths, mask, need_y=False)
         self._ensure_built(data.x)
-        callback_list = self._inference_callbacks(verbose, math.ceil(len(data) / batch_size))
+        dist = _distribute(self, distributed, "predict")  # MPI hook
         outputs = []
         try:
+            if dist is not None:  # MPI hook
+                data = dist.shard(data, "predict", batch_size)
+            callback_list = self._inference_callbacks(verbose, math.ceil(len(data) / batch_size))
             for cb in callback_list:
                 cb.on_predict_begin({})
             for step, batch in enumerate(data.batches(batch_size)):
@@ -474,11 +505,17 @@ class Model:
                     cb.on_predict_batch_end(step, {})
             for cb in callback_list:
                 cb.on_predict_end({})
+            if self._multi_output:
+                result = [np.concatenate(parts, axis=0) for parts in zip(*outputs)]
+            else:
+                result = np.concatenate(outputs, axis=0)
+            if dist is not None:  # MPI hook: every rank's rows, in order, on every rank
+                result = dist.gather(result, data, batch_size)
         finally:
+            if dist is not None:  # MPI hook
+                dist.end(self)
             self.clear_training_cache()   # Dense.logits and produced masks of the last batch
-        if self._multi_output:
-            return [np.concatenate(parts, axis=0) for parts in zip(*outputs)]
-        return np.concatenate(outputs, axis=0)
+        return result
 
     def stream(self, batch_size=1):
         """A :class:`rnnkit.streaming.Stream`: ``stream.step(x_t)`` pushes one time step through every
@@ -503,7 +540,10 @@ class Model:
     def save(self, path) -> None:
         """Write the model to ``path`` (one ``.npz`` file, written atomically, no pickle).
 
-        A ``.keras`` / ``.h5`` name is refused (ValueError): the file would not be a Keras file."""
+        A ``.keras`` / ``.h5`` name is refused (ValueError): the file would not be a Keras file.
+        During a distributed fit / evaluate / predict only rank 0 writes (rnnkit.distributed)."""
+        if self._distributed is not None and not self._distributed.is_chief:  # MPI hook
+            return
         saving.save_model(self, path)
 
     def save_weights(self, path) -> None:
@@ -513,3 +553,14 @@ class Model:
     def load_weights(self, path) -> None:
         """Read weights written by :meth:`save_weights` (count and shapes checked)."""
         saving.load_weights(self, path)
+
+
+def _distribute(model, distributed, call):
+    """MPI hook: None for ``distributed=None``; else the rnnkit.distributed strategy (which imports
+    mpi4py), begun on ``model`` (end it with ``strategy.end(model)``)."""
+    if distributed is None:
+        return None
+    from ..distributed import get_strategy
+    strategy = get_strategy(distributed)
+    strategy.begin(model, call)
+    return strategy
