@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from ._config import Configurable, serialized
+
 __all__ = [
     "Initializer", "GlorotUniform", "Orthogonal", "Identity", "Zeros", "Ones",
     "RandomNormal", "RandomUniform",
@@ -43,7 +45,7 @@ def _compute_fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: subclasses implement ``__call__(shape, dtype="float32", rng=None)``."""
 
     #: True for initializers that draw random numbers (they accept ``seed``)
@@ -62,14 +64,6 @@ class Initializer:
 
     def get_config(self) -> dict:
         return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):
         return type(self) is type(other) and self.get_config() == other.get_config()
@@ -263,6 +257,6 @@ def serialize(init, argument="initializer"):
     from a saved file, so it raises ValueError.
     """
     if isinstance(init, Initializer):
-        return {"class_name": type(init).__name__, "config": init.get_config()}
+        return serialized(init)
     raise ValueError(f"{argument}: cannot serialise the custom callable {init!r}; "
                      f"use an rnnkit.initializers class to save this layer")

@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import activations
+from ._config import Configurable, deserialize_from, serialized
 
 __all__ = ["Loss", "MeanSquaredError", "BinaryCrossentropy", "CategoricalCrossentropy",
            "SparseCategoricalCrossentropy", "get", "serialize", "deserialize", "EPSILON",
@@ -78,7 +79,7 @@ def _match_rank(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return y_true
 
 
-class Loss:
+class Loss(Configurable):
     """Base class. Subclasses implement ``_terms``; see the module docstring for the semantics."""
 
     #: the output activation whose backward the from-logits fast path replaces (None: no fast path)
@@ -112,13 +113,6 @@ class Loss:
     def get_config(self) -> dict:
         return {"name": self.name, "reduction": self.reduction}
 
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
     # -- machinery ---------------------------------------------------------------------------------
     def _prepare(self, y_true, y_pred, used, from_logits):
@@ -128,7 +122,7 @@ class Loss:
             raise TypeError(f"y_pred must be a numeric array, got dtype {y_pred.dtype}")
         if y_pred.ndim < 1:
             raise ValueError("y_pred must have at least 1 dimension (the last one holds the "
-                             f"features/classes), got a scalar")
+                             "features/classes), got a scalar")
         y_pred = y_pred.astype(_float_dtype(y_pred), copy=False)
         y_true = self._check_labels(np.asarray(y_true), y_pred, used)
         return y_true, y_pred, y_pred.shape[:-1]
@@ -459,14 +453,8 @@ def get(identifier) -> Loss:
 
 
 def serialize(loss) -> dict:
-    loss = get(loss)
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    return serialized(get(loss))
 
 
 def deserialize(config: dict) -> Loss:
-    try:
-        cls = _CLASSES[config["class_name"]]
-    except (KeyError, TypeError):
-        raise ValueError(f"loss config must be {{'class_name': one of {sorted(_CLASSES)}, "
-                         f"'config': {{...}}}}, got {config!r}") from None
-    return cls.from_config(dict(config.get("config", {})))
+    return deserialize_from(_CLASSES, config, "loss")

@@ -48,6 +48,7 @@ import numbers
 import numpy as np
 
 from .. import _weights as weight_locks
+from .._config import deserialize_from, serialized
 from . import schedules
 from .schedules import LearningRateSchedule
 
@@ -474,14 +475,8 @@ def get(identifier) -> Optimizer:
 
 
 def serialize(optimizer) -> dict:
-    opt = get(optimizer)
-    return {"class_name": type(opt).__name__, "config": opt.get_config()}
+    return serialized(get(optimizer))
 
 
 def deserialize(config: dict) -> Optimizer:
-    try:
-        cls = _CLASSES[config["class_name"]]
-    except (KeyError, TypeError):
-        raise ValueError(f"optimizer config must be {{'class_name': one of {sorted(_CLASSES)}, "
-                         f"'config': {{...}}}}, got {config!r}") from None
-    return cls.from_config(dict(config.get("config", {})))
+    return deserialize_from(_CLASSES, config, "optimizer")

@@ -28,6 +28,8 @@ import numbers
 
 import numpy as np
 
+from .._config import Configurable, deserialize_from, serialized
+
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "CosineDecay",
            "InverseTimeDecay", "serialize", "deserialize"]
 
@@ -48,22 +50,11 @@ def _step(step):
     return float(step)
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(Configurable):
     """Base class: subclasses define ``__call__(step) -> float`` and ``get_config()``."""
 
     def __call__(self, step):  # pragma: no cover - overridden
         raise NotImplementedError
-
-    def get_config(self) -> dict:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):
         return type(self) is type(other) and self.get_config() == other.get_config()
@@ -71,50 +62,53 @@ class LearningRateSchedule:
     __hash__ = object.__hash__
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _DecayBySteps(LearningRateSchedule):
+    """A schedule of ``initial_learning_rate``, ``decay_rate`` and the progress
+    ``step / decay_steps`` (floored with ``staircase=True``): ``_decay(p)`` says how it decays."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
+        self.initial_learning_rate = _real("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _real("decay_steps", decay_steps, positive=True)
+        self.decay_rate = _real("decay_rate", decay_rate)
+        self.staircase = bool(staircase)
+        self.name = type(self).__name__ if name is None else name
+
+    def __call__(self, step):
+        p = _step(step) / self.decay_steps
+        if self.staircase:
+            p = math.floor(p)
+        return self._decay(p)
+
+    def _decay(self, p):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(_DecayBySteps):
     """``initial_learning_rate · decay_rate ** (step / decay_steps)`` (integer division of the
     exponent with ``staircase=True``)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
                  name="ExponentialDecay"):
-        self.initial_learning_rate = _real("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _real("decay_steps", decay_steps, positive=True)
-        self.decay_rate = _real("decay_rate", decay_rate)
-        self.staircase = bool(staircase)
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
-    def __call__(self, step):
-        p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
+    def _decay(self, p):
         return self.initial_learning_rate * self.decay_rate ** p
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
-
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_DecayBySteps):
     """``initial_learning_rate / (1 + decay_rate · step / decay_steps)`` (the quotient floored
     with ``staircase=True``)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
                  name="InverseTimeDecay"):
-        self.initial_learning_rate = _real("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _real("decay_steps", decay_steps, positive=True)
-        self.decay_rate = _real("decay_rate", decay_rate)
-        self.staircase = bool(staircase)
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
-    def __call__(self, step):
-        p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
+    def _decay(self, p):
         return self.initial_learning_rate / (1.0 + self.decay_rate * p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -187,13 +181,8 @@ def serialize(schedule) -> dict:
     if type(schedule).__name__ not in _CLASSES or not isinstance(schedule, LearningRateSchedule):
         raise ValueError(f"cannot serialize {schedule!r}: only rnnkit's built-in schedules "
                          f"({', '.join(sorted(_CLASSES))}) can be saved")
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+    return serialized(schedule)
 
 
 def deserialize(config) -> LearningRateSchedule:
-    try:
-        cls = _CLASSES[config["class_name"]]
-    except (KeyError, TypeError):
-        raise ValueError(f"schedule config must be {{'class_name': one of {sorted(_CLASSES)}, "
-                         f"'config': {{...}}}}, got {config!r}") from None
-    return cls.from_config(dict(config.get("config", {})))
+    return deserialize_from(_CLASSES, config, "schedule")
