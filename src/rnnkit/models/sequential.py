@@ -1,7 +1,7 @@
 """The Sequential model: a stack of layers, each fed the previous one's output.
 
-The training loop (compile / fit / evaluate / predict / summary / save) is :class:`Model`'s
-(models/model.py); this module says how the stack is built, run forwards and backwards, and
+The training loop (compile / fit / evaluate / predict) is :class:`Model`'s (models/trainer.py),
+summary and save too (models/model.py); this module says how the stack is built, run forwards and backwards, and
 configured for ``save`` / ``load_model``.
 """
 
