@@ -333,3 +333,60 @@ def test_export_blockers_name_the_option():
     assert rnnkit.LSTM(3, dropout=0.5)._export_blocker() is None
     assert rnnkit.LSTM(3, zoneout_c=0.1, proj_units=2)._export_blocker() == "zoneout_c, proj_units"
     assert rnnkit.LayerNormGRU(3)._export_blocker() == "layer normalisation"
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+# (B, H) and threads: one thread; 2 threads owning units (B < 32); 2 threads owning batch rows; 2 threads
+# on matrix-vector steps (B <= 4, the weights >= 256 KiB)
+@pytest.mark.parametrize("B,H,threads", [(3, 5, 1), (20, 100, 2), (64, 100, 2), (2, 200, 2)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gru_zoneout_runs_natively_and_equals_the_reference(native, reset_after, B, H, threads, dtype):
+    """GRU zoneout (with and without the shared input mask): the native GRU (cache.impl native) ==
+    reference.extended, forward and backward, in training (0/1 keep weights) and inference (the rate),
+    with masks and go_backwards; the bound of docs/SPEC.md §14.1 (float32 against the float64 reference)."""
+    rng = np.random.default_rng(B + H + reset_after)
+    T, I = 6, 4
+    p = {k: (v.astype(dtype) if isinstance(v, np.ndarray) else v)
+         for k, v in _problem("gru", rng, reset_after=reset_after, B=B, T=T, I=I, H=H).items()}
+    keep = (rng.random((B, T, H)) < 0.3).astype(dtype)
+    rate = np.full((B, T, H), 0.3, dtype)
+    input_mask = ((rng.random((B, I)) > 0.4) / 0.6).astype(dtype)
+    lengths = rng.integers(0, T + 1, size=B)
+    previous = rnnkit.get_num_threads()
+    rnnkit.set_num_threads(threads)
+    try:
+        for options in ({"zoneout": [keep]}, {"zoneout": [keep], "dropout_mask": input_mask},
+                        {"zoneout": [rate], "go_backwards": True, "lengths": lengths}):
+            for training in (True, False):
+                rnnkit.set_backend("native")
+                res = _call("gru", p, options, training=training)
+                if training:
+                    assert "native" in res[-1].impl.__name__
+                    d_out = rng.normal(size=res[0].shape).astype(dtype)
+                    d_h = rng.normal(size=res[1].shape).astype(dtype)
+                    grads = ops.gru_backward(d_out, d_h, res[-1])
+                rnnkit.set_backend("python")
+                ref_options = dict(options)
+                if "dropout_mask" in options:
+                    ref_options["dropout_mask"] = np.repeat(input_mask[:, None], 3, 1)
+                # the float64 reference, and the float32 one (docs/SPEC.md §14.1's bound for float32)
+                refs = []
+                for rdtype in (np.float64, dtype):
+                    cast = {k: (v.astype(rdtype) if isinstance(v, np.ndarray) else v) for k, v in p.items()}
+                    opts = {k: (v.astype(rdtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else
+                                [w.astype(rdtype) for w in v] if k == "zoneout" else v)
+                            for k, v in ref_options.items()}
+                    r = _call("gru", cast, opts, training=training)
+                    if training:
+                        assert "extended" in r[-1].impl.__name__
+                        r = (*r[:-1], *ops.gru_backward(d_out.astype(rdtype), d_h.astype(rdtype), r[-1]))
+                    refs.append(r)
+                got = (*res[:-1], *grads) if training else res[:-1]
+                for a, r64, r32 in zip(got, *refs):
+                    err = np.linalg.norm(a - r64)
+                    bound = (1e-10 * np.linalg.norm(r64) + 1e-13 * np.sqrt(a.size) if dtype == np.float64 else
+                             1e-5 * np.linalg.norm(r64) + 10 * np.linalg.norm(r32 - r64) + 1e-6 * np.sqrt(a.size))
+                    assert err <= bound, (err, bound)
+    finally:
+        rnnkit.set_backend("native")
+        rnnkit.set_num_threads(previous)

@@ -371,7 +371,8 @@ template <class T>
 py::tuple gru_forward_t(py::object x, py::object kernel, py::object recurrent_kernel, py::object bias,
                         py::object h0, const std::string& activation,
                         const std::string& recurrent_activation, bool reset_after, py::object mask,
-                        bool go_backwards, bool training, bool return_sequences, py::object pack) {
+                        bool go_backwards, bool training, bool return_sequences, py::object pack,
+                        py::object zoneout_h) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
   const index_t I = k.shape(0), H = units_of(k, 3);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
@@ -380,7 +381,9 @@ py::tuple gru_forward_t(py::object x, py::object kernel, py::object recurrent_ke
   py::object ba = reset_after ? checked<T>(bias, "bias", {2, 3 * H}, true) : checked<T>(bias, "bias", {3 * H}, true);
   py::object h0a = checked<T>(h0, "h0", {B, H}, true);
   py::object ma = checked_mask(mask, B, T_);
+  py::object za = checked<T>(zoneout_h, "zoneout_h", {B, T_, H}, true);
   rnnkit::GruForward<T> args;
+  args.zoneout_h = cptr<T>(za);
   args.pack = pack_for<T>(pack, k, rk, 3);
   args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
@@ -409,7 +412,7 @@ template <class T>
 py::tuple gru_backward_t(py::object d_outputs, py::object d_h_last, py::object x, py::object kernel,
                          py::object recurrent_kernel, py::tuple saved, py::object mask,
                          const std::string& activation, const std::string& recurrent_activation,
-                         bool reset_after, bool go_backwards, bool has_bias) {
+                         bool reset_after, bool go_backwards, bool has_bias, py::object zoneout_h) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
   const index_t I = k.shape(0), H = units_of(k, 3);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
@@ -422,6 +425,7 @@ py::tuple gru_backward_t(py::object d_outputs, py::object d_h_last, py::object x
   py::object dout = checked<T>(d_outputs, "d_outputs", {B, T_, H}, true);
   py::object dhl = checked<T>(d_h_last, "d_h_last", {B, H}, true);
   py::object ma = checked_mask(mask, B, T_);
+  py::object za = checked<T>(zoneout_h, "zoneout_h", {B, T_, H}, true);
   py::array dx = empty<T>({B, T_, I}), dk = empty<T>({I, 3 * H}), drk = empty<T>({H, 3 * H});
   py::object db = py::none();
   if (has_bias) db = reset_after ? py::object(empty<T>({2, 3 * H})) : py::object(empty<T>({3 * H}));
@@ -432,6 +436,7 @@ py::tuple gru_backward_t(py::object d_outputs, py::object d_h_last, py::object x
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
   args.states = cptr<T>(st); args.gates = cptr<T>(gates); args.extra = cptr<T>(extra);
   args.mask = mask_ptr(ma);
+  args.zoneout_h = cptr<T>(za);
   args.activation = activation_of(activation, "activation");
   args.recurrent_activation = activation_of(recurrent_activation, "recurrent_activation");
   args.reset_after = reset_after;
@@ -611,32 +616,36 @@ PYBIND11_MODULE(_native, m) {
   m.def("gru_forward",
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0,
            const std::string& activation, const std::string& recurrent_activation, bool reset_after,
-           py::object mask, bool go_backwards, bool training, bool return_sequences, py::object pack) {
+           py::object mask, bool go_backwards, bool training, bool return_sequences, py::object pack,
+           py::object zoneout_h) {
           return by_dtype(kernel, "kernel", [&](auto tag) {
             return gru_forward_t<decltype(tag)>(x, kernel, rk, bias, h0, activation,
                                                 recurrent_activation, reset_after, mask,
-                                                go_backwards, training, return_sequences, pack);
+                                                go_backwards, training, return_sequences, pack, zoneout_h);
           });
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
         py::arg("activation"), py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("mask"),
         py::arg("go_backwards"), py::arg("training"), py::arg("return_sequences"),
-        py::arg("pack") = py::none(),
-        "-> (outputs | None, h_last, saved | None); saved = (states, gates, extra)");
+        py::arg("pack") = py::none(), py::arg("zoneout_h") = py::none(),
+        "-> (outputs | None, h_last, saved | None); saved = (states, gates, extra); zoneout_h (B, T, H) "
+        "keep weights or None");
   m.def("gru_backward",
         [](py::object d_outputs, py::object d_h_last, py::object x, py::object kernel, py::object rk,
            py::tuple saved, py::object mask, const std::string& activation,
-           const std::string& recurrent_activation, bool reset_after, bool go_backwards, bool has_bias) {
+           const std::string& recurrent_activation, bool reset_after, bool go_backwards, bool has_bias,
+           py::object zoneout_h) {
           return by_dtype(kernel, "kernel", [&](auto tag) {
             return gru_backward_t<decltype(tag)>(d_outputs, d_h_last, x, kernel, rk, saved, mask,
                                                  activation, recurrent_activation, reset_after,
-                                                 go_backwards, has_bias);
+                                                 go_backwards, has_bias, zoneout_h);
           });
         },
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("saved"), py::arg("mask"), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),
-        py::arg("has_bias"), "-> (dx, d_kernel, d_recurrent_kernel, d_bias | None, d_h0)");
+        py::arg("has_bias"), py::arg("zoneout_h") = py::none(),
+        "-> (dx, d_kernel, d_recurrent_kernel, d_bias | None, d_h0)");
   m.def("gemm",
         [](py::object a, py::object b, bool trans_a, bool trans_b) {
           return by_dtype(a, "a", [&](auto tag) {

@@ -15,6 +15,8 @@ from . import _native
 _this = sys.modules[__name__]
 #: the forwards take ``pack=`` (an rnnkit.ops.WeightPack): packed layouts reused between calls
 USES_WEIGHT_PACKS = True
+#: gru_forward / gru_backward take ``zoneout_h`` (B, T, H) keep weights: zoneout runs natively
+GRU_ZONEOUT = True
 
 
 class NativeCache(SimpleNamespace):
@@ -71,16 +73,16 @@ def lstm_backward(d_outputs, d_h_last, d_c_last, cache):
 # -- GRU --------------------------------------------------------------------------------------------
 def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
                 recurrent_activation="sigmoid", reset_after=True, mask=None, go_backwards=False,
-                training=True, return_sequences=True, pack=None):
+                training=True, return_sequences=True, pack=None, zoneout_h=None):
     outputs, h_last, saved = _native.gru_forward(
         x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, reset_after, mask,
-        go_backwards, training, return_sequences, None if pack is None else pack.native())
+        go_backwards, training, return_sequences, None if pack is None else pack.native(), zoneout_h)
     if not training:
         return outputs, h_last, None
     cache = NativeCache(cell="gru", x=x, kernel=kernel, recurrent_kernel=recurrent_kernel,
                         has_bias=bias is not None, saved=saved, mask=mask, activation=activation,
                         recurrent_activation=recurrent_activation, reset_after=reset_after,
-                        go_backwards=go_backwards, return_sequences=return_sequences)
+                        go_backwards=go_backwards, return_sequences=return_sequences, zoneout_h=zoneout_h)
     return outputs, h_last, cache
 
 
@@ -88,7 +90,7 @@ def gru_backward(d_outputs, d_h_last, cache):
     c = cache
     return tuple(_native.gru_backward(
         d_outputs, d_h_last, c.x, c.kernel, c.recurrent_kernel, c.saved, c.mask, c.activation,
-        c.recurrent_activation, c.reset_after, c.go_backwards, c.has_bias))
+        c.recurrent_activation, c.reset_after, c.go_backwards, c.has_bias, c.zoneout_h))
 
 
 # -- Dense --------------------------------------------------------------------------------------------

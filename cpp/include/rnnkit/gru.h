@@ -27,6 +27,9 @@ struct GruForward {
   Activation recurrent_activation = Activation::kSigmoid;
   bool reset_after = true;
   bool go_backwards = false;
+  // zoneout keep weights kh (B, T, H) input time order, or null: the state becomes
+  // h_t = kh ⊙ h_{t-1} + (1 - kh) ⊙ y_t (y_t the cell's new state; 0/1 in training, the rate at inference)
+  const T* zoneout_h = nullptr;
   // outputs (overwritten):
   T* outputs = nullptr;  // (B, T, H) processing order, or null
   T* h_last = nullptr;   // (B, H)
@@ -54,6 +57,7 @@ struct GruBackward {
   Activation recurrent_activation = Activation::kSigmoid;
   bool reset_after = true;
   bool go_backwards = false;
+  const T* zoneout_h = nullptr;     // (B, T, H) the forward's zoneout keep weights, or null
   // outputs (overwritten):
   T* dx = nullptr;                  // (B, T, I)
   T* d_kernel = nullptr;            // (I, 3H)

@@ -24,6 +24,13 @@ MatView<T> sequence_rows(T* seq, index_t B, index_t T_, index_t F, index_t p0, i
   return MatView<T>{seq + t0 * F, Axis::blocked(n_steps * B, B, T_ * F, dir * F), Axis::plain(F, 1)};
 }
 
+// Row b (n values) of a batch-major (B, T, n) array in input time order at processing step p;
+// null stays null (an optional per-step input, e.g. zoneout keep weights).
+template <class T>
+const T* row_at_step(const T* a, index_t b, index_t p, index_t steps, index_t n, bool go_backwards) {
+  return a ? a + (b * steps + time_index(p, steps, go_backwards)) * n : nullptr;
+}
+
 // d act(z) / dz written through y = act(z).
 template <class T>
 inline T activation_grad_from_output(Activation act, T y) {

@@ -4,6 +4,8 @@ when any of them is given; everything is validated, then
 
 - an input-dropout mask alone, shared by all gates ((B, I)), runs on the active backend (native
   included): x ⊙ m is the cell's input and backward scales dx by m;
+- GRU zoneout on h (with or without that input mask) runs natively when the backend has it
+  (``GRU_ZONEOUT``): the keep weights go to the native GRU, which blends the state in its step;
 - everything else runs on the NumPy reference (rnnkit.reference.extended), whatever the backend:
   there is no native kernel for it yet (it is slow: a Python loop over time).
 
@@ -15,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import RecurrentCache
+from .. import _backend
+from ._checks import RecurrentCache, make_cache
 from .._validation import (as_array, canonical, canonical_data, canonical_weight,
                            check_ndim, check_numeric, check_shape, format_shape, sequence_mask,
                            weight_dtype)
@@ -145,6 +148,25 @@ def extended_forward(cell, x, kernel, recurrent_kernel, bias, states, *, activat
         if res[-1] is not None:
             res[-1].input_scale = scale
         return res
+
+    impl = _backend.get_impl()
+    if (cell == "gru" and keeps is not None and len(keeps) == 1 and recurrent_dropout_mask is None
+            and layer_norm is None and (dropout_mask is None or dropout_mask.ndim == 2) and x.size
+            and getattr(impl, "GRU_ZONEOUT", False)):
+        # zoneout on h (with or without the shared input mask): the native GRU blends the state in
+        # its step (cpp/src/gru_forward.cc) and its backward splits the gradient the same way
+        scale = None if dropout_mask is None else dropout_mask[:, None, :]
+        xs = x if scale is None else x * scale
+        if mask is not None and not np.isfinite(xs[~mask]).all():
+            xs = xs.copy()
+            xs[~mask] = 0
+        outputs, h_last, inner = impl.gru_forward(
+            np.ascontiguousarray(xs), kernel, recurrent_kernel, bias, states[0], mask=mask,
+            zoneout_h=keeps[0], **kwargs)
+        cache = make_cache("gru", impl, inner, x, H, return_sequences)
+        if cache is not None:
+            cache.input_scale = scale
+        return outputs, h_last, cache
 
     from ..reference import extended as ref
     if dropout_mask is not None and dropout_mask.ndim == 2:
