@@ -112,6 +112,8 @@ def cell_valid(cell, dtype=np.float32):
     fw.update(mask=np.ones((B, T), bool), go_backwards=False, training=True, return_sequences=True)
     if cell == "gru":  # after pack (positional order): the zoneout keep weights (B, T, H)
         fw.update(pack=None, zoneout_h=f(B, T, H))
+    if cell == "lstm":
+        fw.update(pack=None, zoneout_h=f(B, T, H), zoneout_c=f(B, T, H))
     result = getattr(_native, f"{cell}_forward")(**fw)
     saved = result[-1]
     bw = dict(d_outputs=f(B, T, H), d_h_last=f(B, H))
@@ -129,8 +131,10 @@ def cell_valid(cell, dtype=np.float32):
     if cell == "gru":
         bw["reset_after"] = True
     bw.update(go_backwards=False, has_bias=True)
-    if cell == "gru":
+    if cell in ("gru", "lstm"):
         bw["zoneout_h"] = fw["zoneout_h"]
+    if cell == "lstm":
+        bw["zoneout_c"] = fw["zoneout_c"]
     return fw, bw
 
 
@@ -145,7 +149,7 @@ def read_only(a):
     return a
 
 
-ARRAY_OPTIONAL = {"bias", "h0", "c0", "mask", "d_outputs", "d_h_last", "d_c_last", "zoneout_h"}
+ARRAY_OPTIONAL = {"bias", "h0", "c0", "mask", "d_outputs", "d_h_last", "d_c_last", "zoneout_h", "zoneout_c"}
 BOOL_ARGS = {"go_backwards", "training", "return_sequences", "has_bias", "reset_after", "trans_a", "trans_b"}
 
 
@@ -211,8 +215,8 @@ def build_calls():
     for cell in ("simple_rnn", "lstm", "gru"):
         fw, bw = cell_valid(cell)
         fwd = getattr(_native, f"{cell}_forward")
-        if cell == "gru":  # pack and zoneout_h are in fw (both optional)
-            add(f"{cell}_forward", fwd, malformed_for(fw, defaults=("pack", "zoneout_h")))
+        if cell != "simple_rnn":  # pack and the zoneout keep weights are in fw (all optional)
+            add(f"{cell}_forward", fwd, malformed_for(fw, defaults=("pack", "zoneout_h", "zoneout_c")))
         else:
             add(f"{cell}_forward", fwd, malformed_for(fw, positional_tail=[None]))  # pack=None, then one too many
         G = {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
@@ -247,7 +251,7 @@ def build_calls():
                          {**base, "kernel": k2, "recurrent_kernel": rk2, "pack": p2}))
         add(f"{cell}_forward", fwd, variants)
         add(f"{cell}_backward", getattr(_native, f"{cell}_backward"),
-            malformed_for(bw, defaults=("zoneout_h",) if cell == "gru" else ()))
+            malformed_for(bw, defaults=("zoneout_h", "zoneout_c") if cell != "simple_rnn" else ()))
 
     # WeightPack(kernel, recurrent_kernel, gates)
     k, rk = read_only(np.zeros((I, 4 * H), np.float32)), read_only(np.zeros((H, 4 * H), np.float32))

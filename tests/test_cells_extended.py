@@ -335,40 +335,45 @@ def test_export_blockers_name_the_option():
     assert rnnkit.LayerNormGRU(3)._export_blocker() == "layer normalisation"
 
 
-@pytest.mark.parametrize("reset_after", [True, False])
 # (B, H) and threads: one thread; 2 threads owning units (B < 32); 2 threads owning batch rows; 2 threads
 # on matrix-vector steps (B <= 4, the weights >= 256 KiB)
+@pytest.mark.parametrize("cell,kind", [("gru", {"reset_after": True}), ("gru", {"reset_after": False}),
+                                       ("lstm", {"zone_c": False}), ("lstm", {"zone_c": True})])
 @pytest.mark.parametrize("B,H,threads", [(3, 5, 1), (20, 100, 2), (64, 100, 2), (2, 200, 2)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_gru_zoneout_runs_natively_and_equals_the_reference(native, reset_after, B, H, threads, dtype):
-    """GRU zoneout (with and without the shared input mask): the native GRU (cache.impl native) ==
-    reference.extended, forward and backward, in training (0/1 keep weights) and inference (the rate),
-    with masks and go_backwards; the bound of docs/SPEC.md §14.1 (float32 against the float64 reference)."""
-    rng = np.random.default_rng(B + H + reset_after)
+def test_zoneout_runs_natively_and_equals_the_reference(native, cell, kind, B, H, threads, dtype):
+    """GRU and LSTM zoneout (h, and c for LSTM; with and without the shared input mask): the native cell
+    (cache.impl native) == reference.extended, forward and backward, in training (0/1 keep weights)
+    and inference (the rate), with masks and go_backwards; the bound of docs/SPEC.md §14.1 (float32
+    against the float64 reference)."""
+    rng = np.random.default_rng(B + H + len(cell) + len(kind) + sum(map(bool, kind.values())))
     T, I = 6, 4
+    reset_after = kind.get("reset_after", True)
     p = {k: (v.astype(dtype) if isinstance(v, np.ndarray) else v)
-         for k, v in _problem("gru", rng, reset_after=reset_after, B=B, T=T, I=I, H=H).items()}
-    keep = (rng.random((B, T, H)) < 0.3).astype(dtype)
-    rate = np.full((B, T, H), 0.3, dtype)
+         for k, v in _problem(cell, rng, reset_after=reset_after, B=B, T=T, I=I, H=H).items()}
+    n_zone = 2 if kind.get("zone_c") else 1
+    keep = [(rng.random((B, T, H)) < 0.3).astype(dtype) for _ in range(n_zone)]
+    rate = [np.full((B, T, H), 0.3, dtype)] + ([np.full((B, T, H), 0.2, dtype)] if n_zone == 2 else [])
     input_mask = ((rng.random((B, I)) > 0.4) / 0.6).astype(dtype)
     lengths = rng.integers(0, T + 1, size=B)
+    n_states = 2 if cell == "lstm" else 1
     previous = rnnkit.get_num_threads()
     rnnkit.set_num_threads(threads)
     try:
-        for options in ({"zoneout": [keep]}, {"zoneout": [keep], "dropout_mask": input_mask},
-                        {"zoneout": [rate], "go_backwards": True, "lengths": lengths}):
+        for options in ({"zoneout": keep}, {"zoneout": keep, "dropout_mask": input_mask},
+                        {"zoneout": rate, "go_backwards": True, "lengths": lengths}):
             for training in (True, False):
                 rnnkit.set_backend("native")
-                res = _call("gru", p, options, training=training)
+                res = _call(cell, p, options, training=training)
                 if training:
                     assert "native" in res[-1].impl.__name__
                     d_out = rng.normal(size=res[0].shape).astype(dtype)
-                    d_h = rng.normal(size=res[1].shape).astype(dtype)
-                    grads = ops.gru_backward(d_out, d_h, res[-1])
+                    d_states = [rng.normal(size=f.shape).astype(dtype) for f in res[1:-1]]
+                    grads = getattr(ops, cell + "_backward")(d_out, *d_states, res[-1])
                 rnnkit.set_backend("python")
                 ref_options = dict(options)
                 if "dropout_mask" in options:
-                    ref_options["dropout_mask"] = np.repeat(input_mask[:, None], 3, 1)
+                    ref_options["dropout_mask"] = np.repeat(input_mask[:, None], GATES[cell], 1)
                 # the float64 reference, and the float32 one (docs/SPEC.md §14.1's bound for float32)
                 refs = []
                 for rdtype in (np.float64, dtype):
@@ -376,12 +381,16 @@ def test_gru_zoneout_runs_natively_and_equals_the_reference(native, reset_after,
                     opts = {k: (v.astype(rdtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else
                                 [w.astype(rdtype) for w in v] if k == "zoneout" else v)
                             for k, v in ref_options.items()}
-                    r = _call("gru", cast, opts, training=training)
+                    r = _call(cell, cast, opts, training=training)
                     if training:
                         assert "extended" in r[-1].impl.__name__
-                        r = (*r[:-1], *ops.gru_backward(d_out.astype(rdtype), d_h.astype(rdtype), r[-1]))
+                        r = (*r[:-1], *getattr(ops, cell + "_backward")(
+                            d_out.astype(rdtype), *[d.astype(rdtype) for d in d_states], r[-1]))
+                    else:
+                        r = r[:-1]
                     refs.append(r)
                 got = (*res[:-1], *grads) if training else res[:-1]
+                assert len(got) == len(refs[0]) == (1 + n_states + (4 + n_states if training else 0))
                 for a, r64, r32 in zip(got, *refs):
                     err = np.linalg.norm(a - r64)
                     bound = (1e-10 * np.linalg.norm(r64) + 1e-13 * np.sqrt(a.size) if dtype == np.float64 else

@@ -293,7 +293,8 @@ template <class T>
 py::tuple lstm_forward_t(py::object x, py::object kernel, py::object recurrent_kernel, py::object bias,
                          py::object h0, py::object c0, const std::string& activation,
                          const std::string& recurrent_activation, py::object mask, bool go_backwards,
-                         bool training, bool return_sequences, py::object pack) {
+                         bool training, bool return_sequences, py::object pack, py::object zoneout_h,
+                         py::object zoneout_c) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
   const index_t I = k.shape(0), H = units_of(k, 4);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
@@ -303,7 +304,10 @@ py::tuple lstm_forward_t(py::object x, py::object kernel, py::object recurrent_k
   py::object h0a = checked<T>(h0, "h0", {B, H}, true);
   py::object c0a = checked<T>(c0, "c0", {B, H}, true);
   py::object ma = checked_mask(mask, B, T_);
+  py::object zha = checked<T>(zoneout_h, "zoneout_h", {B, T_, H}, true);
+  py::object zca = checked<T>(zoneout_c, "zoneout_c", {B, T_, H}, true);
   rnnkit::LstmForward<T> args;
+  args.zoneout_h = cptr<T>(zha); args.zoneout_c = cptr<T>(zca);
   args.pack = pack_for<T>(pack, k, rk, 4);
   args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
@@ -317,7 +321,13 @@ py::tuple lstm_forward_t(py::object x, py::object kernel, py::object recurrent_k
   if (training) {
     py::array hs = empty<T>({T_ + 1, B, H}), cs = empty<T>({T_ + 1, B, H}), gates = empty<T>({T_, B, 4 * H});
     args.h_states = mptr<T>(hs); args.c_states = mptr<T>(cs); args.gates = mptr<T>(gates);
-    saved = py::make_tuple(hs, cs, gates);
+    if (args.zoneout_c) {  // c' before zoneout, for the backward: a fourth saved array
+      py::array cc = empty<T>({T_, B, H});
+      args.c_cell = mptr<T>(cc);
+      saved = py::make_tuple(hs, cs, gates, cc);
+    } else {
+      saved = py::make_tuple(hs, cs, gates);
+    }
   }
   args.outputs = mptr<T>(outputs); args.h_last = mptr<T>(h_last); args.c_last = mptr<T>(c_last);
   {
@@ -331,13 +341,21 @@ template <class T>
 py::tuple lstm_backward_t(py::object d_outputs, py::object d_h_last, py::object d_c_last, py::object x,
                           py::object kernel, py::object recurrent_kernel, py::tuple saved,
                           py::object mask, const std::string& activation,
-                          const std::string& recurrent_activation, bool go_backwards, bool has_bias) {
+                          const std::string& recurrent_activation, bool go_backwards, bool has_bias,
+                          py::object zoneout_h, py::object zoneout_c) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
   const index_t I = k.shape(0), H = units_of(k, 4);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
   const index_t B = xa.shape(0), T_ = xa.shape(1);
   py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, 4 * H}).template cast<py::array>();
-  if (saved.size() != 3) throw py::value_error("saved must be the (h_states, c_states, gates) tuple of lstm_forward");
+  py::object zha = checked<T>(zoneout_h, "zoneout_h", {B, T_, H}, true);
+  py::object zca = checked<T>(zoneout_c, "zoneout_c", {B, T_, H}, true);
+  if (saved.size() != (zca.is_none() ? 3u : 4u))
+    throw py::value_error(zca.is_none()
+                              ? "saved must be the (h_states, c_states, gates) tuple of lstm_forward"
+                              : "saved must be the (h_states, c_states, gates, c_cell) tuple of lstm_forward "
+                                "with zoneout_c");
+  py::object cc = zca.is_none() ? py::object(py::none()) : checked<T>(saved[3], "c_cell", {T_, B, H});
   py::array hs = checked<T>(saved[0], "h_states", {T_ + 1, B, H}).template cast<py::array>();
   py::array cs = checked<T>(saved[1], "c_states", {T_ + 1, B, H}).template cast<py::array>();
   py::array gates = checked<T>(saved[2], "gates", {T_, B, 4 * H}).template cast<py::array>();
@@ -353,6 +371,7 @@ py::tuple lstm_backward_t(py::object d_outputs, py::object d_h_last, py::object 
   args.d_outputs = cptr<T>(dout); args.d_h_last = cptr<T>(dhl); args.d_c_last = cptr<T>(dcl);
   args.x = cptr<T>(xa); args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk);
   args.h_states = cptr<T>(hs); args.c_states = cptr<T>(cs); args.gates = cptr<T>(gates);
+  args.zoneout_h = cptr<T>(zha); args.zoneout_c = cptr<T>(zca); args.c_cell = cptr<T>(cc);
   args.mask = mask_ptr(ma);
   args.activation = activation_of(activation, "activation");
   args.recurrent_activation = activation_of(recurrent_activation, "recurrent_activation");
@@ -587,31 +606,35 @@ PYBIND11_MODULE(_native, m) {
   m.def("lstm_forward",
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0, py::object c0,
            const std::string& activation, const std::string& recurrent_activation, py::object mask,
-           bool go_backwards, bool training, bool return_sequences, py::object pack) {
+           bool go_backwards, bool training, bool return_sequences, py::object pack, py::object zoneout_h,
+           py::object zoneout_c) {
           return by_dtype(kernel, "kernel", [&](auto tag) {
             return lstm_forward_t<decltype(tag)>(x, kernel, rk, bias, h0, c0, activation,
                                                  recurrent_activation, mask, go_backwards, training,
-                                                 return_sequences, pack);
+                                                 return_sequences, pack, zoneout_h, zoneout_c);
           });
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
         py::arg("c0"), py::arg("activation"), py::arg("recurrent_activation"), py::arg("mask"),
         py::arg("go_backwards"), py::arg("training"), py::arg("return_sequences"),
-        py::arg("pack") = py::none(),
-        "-> (outputs | None, h_last, c_last, saved | None); saved = (h_states, c_states, gates)");
+        py::arg("pack") = py::none(), py::arg("zoneout_h") = py::none(), py::arg("zoneout_c") = py::none(),
+        "-> (outputs | None, h_last, c_last, saved | None); saved = (h_states, c_states, gates[, c_cell]); "
+        "zoneout_h / zoneout_c (B, T, H) keep weights or None");
   m.def("lstm_backward",
         [](py::object d_outputs, py::object d_h_last, py::object d_c_last, py::object x, py::object kernel,
            py::object rk, py::tuple saved, py::object mask, const std::string& activation,
-           const std::string& recurrent_activation, bool go_backwards, bool has_bias) {
+           const std::string& recurrent_activation, bool go_backwards, bool has_bias, py::object zoneout_h,
+           py::object zoneout_c) {
           return by_dtype(kernel, "kernel", [&](auto tag) {
             return lstm_backward_t<decltype(tag)>(d_outputs, d_h_last, d_c_last, x, kernel, rk,
                                                   saved, mask, activation, recurrent_activation,
-                                                  go_backwards, has_bias);
+                                                  go_backwards, has_bias, zoneout_h, zoneout_c);
           });
         },
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("d_c_last"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("saved"), py::arg("mask"), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("go_backwards"), py::arg("has_bias"),
+        py::arg("zoneout_h") = py::none(), py::arg("zoneout_c") = py::none(),
         "-> (dx, d_kernel, d_recurrent_kernel, d_bias | None, d_h0, d_c0)");
   m.def("gru_forward",
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0,

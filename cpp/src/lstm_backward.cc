@@ -26,6 +26,11 @@ void lstm_backward(const LstmBackward<T>& a) {
   T* dc = a.d_c0;
   for (index_t i = 0; i < B * H; ++i) dc[i] = a.d_c_last ? a.d_c_last[i] : T(0);
 
+  // zoneout: the keep weights of row b at step p (null without); scratch (B, H) for the cell's dy and
+  // the pass-through kc ⊙ dc_t (rows and units are disjoint between threads)
+  auto keep = [&](const T* k, index_t b, index_t p) { return row_at_step(k, b, p, T_, H, a.go_backwards); };
+  const bool zoneout = a.zoneout_h || a.zoneout_c;
+  Buffer<T> dy(zoneout ? B * H : 1), dc_pass(a.zoneout_c ? B * H : 1);
   const InputSide<T> input{a.kernel, a.dx, a.go_backwards};
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dg.data(),
     [&](index_t p, const T* dh_p, const Slice& sl) {
@@ -38,14 +43,42 @@ void lstm_backward(const LstmBackward<T>& a) {
         }
         const index_t row = b * H + c0;
         const T* gates = a.gates + (p * B + b) * GH + c0;
-        ker.lstm_backward_cell(act, ract, nc, gates, gates + H, gates + 2 * H, gates + 3 * H,
-                               a.c_states + (p + 1) * B * H + row, a.c_states + p * B * H + row,
-                               dh_p + row, a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr,
+        const T* dh_row = dh_p + row;
+        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
+        const T* c_cell = a.c_states + (p + 1) * B * H + row;  // c'_t, the cell's own new state
+        const T* kc = keep(a.zoneout_c, b, p);
+        if (const T* kh = keep(a.zoneout_h, b, p)) {  // the cell sees dy = (1 - kh) (dh + dout)
+          T* dyr = dy.data() + row;
+          for (index_t j = 0; j < nc; ++j) dyr[j] = (T(1) - kh[c0 + j]) * (dh_row[j] + (dout ? dout[j] : T(0)));
+          dh_row = dyr;
+          dout = nullptr;
+        }
+        if (kc) {  // dc' = (1 - kc) dc_t into the cell; kc dc_t passes to c_{t-1}
+          c_cell = a.c_cell + p * B * H + row;
+          T* dcr = dc + row;
+          T* pass = dc_pass.data() + row;
+          for (index_t j = 0; j < nc; ++j) {
+            pass[j] = kc[c0 + j] * dcr[j];
+            dcr[j] -= pass[j];
+          }
+        }
+        ker.lstm_backward_cell(act, ract, nc, gates, gates + H, gates + 2 * H, gates + 3 * H, c_cell,
+                               a.c_states + p * B * H + row, dh_row, dout,
                                dc + row, d + c0, d + H + c0, d + 2 * H + c0, d + 3 * H + c0);
+        if (kc)
+          for (index_t j = 0; j < nc; ++j) dc[row + j] += dc_pass.data()[row + j];
       }
     },
     [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {
       pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, sl);
+      if (!a.zoneout_h) return;
+      for (index_t b = sl.b0; b < sl.b1; ++b) {  // kh (dh + dout) straight to h_{t-1}
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) continue;
+        const T* kh = keep(a.zoneout_h, b, p);
+        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H : nullptr;
+        for (index_t j = sl.c0; j < sl.c1; ++j)
+          dh_prev[b * H + j] += kh[j] * (dh_p[b * H + j] + (dout ? dout[j] : T(0)));
+      }
     },
     a.d_h0, &input);
   weight_gradients(s, a.x, a.h_states, dg.data(), dg.data(), a.go_backwards, a.d_kernel,

@@ -14,7 +14,8 @@ void lstm_forward(const LstmForward<T>& a) {
   const SeqShape s{a.batch, a.steps, a.input_size, a.units, 4};
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
   if (B == 0) return;
-  if (use_batch_lanes<T>(CellKind::kLstm, B, T_, H)) {
+  const bool zoneout = a.zoneout_h || a.zoneout_c;
+  if (!zoneout && use_batch_lanes<T>(CellKind::kLstm, B, T_, H)) {  // (no zoneout there)
     BatchLaneForward<T> f = batch_lane_args<T>(CellKind::kLstm, a);
     f.c0 = a.c0, f.recurrent_activation = a.recurrent_activation, f.c_last = a.c_last;
     f.h_states = a.h_states, f.c_states = a.c_states, f.gates = a.gates;
@@ -57,6 +58,17 @@ void lstm_forward(const LstmForward<T>& a) {
       ker.lstm_forward_cell(a.activation, a.recurrent_activation, nc, z, z + H, z + 2 * H, z + 3 * H,
                             bias, bias ? bias + H : nullptr, bias ? bias + 2 * H : nullptr,
                             bias ? bias + 3 * H : nullptr, c_prev + row, c_next + row, h);
+      if (zoneout) {  // blend the new states with the previous ones (c' kept for backward)
+        const T* kh = row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards);
+        const T* kc = row_at_step(a.zoneout_c, b, p, T_, H, a.go_backwards);
+        if (kc) {
+          T* cn = c_next + row;
+          if (a.c_cell) std::memcpy(a.c_cell + p * B * H + row, cn, nc * sizeof(T));
+          for (index_t j = 0; j < nc; ++j) cn[j] = kc[c0 + j] * c_prev[row + j] + (T(1) - kc[c0 + j]) * cn[j];
+        }
+        if (kh)
+          for (index_t j = 0; j < nc; ++j) h[j] = kh[c0 + j] * h_prev[row + j] + (T(1) - kh[c0 + j]) * h[j];
+      }
       if (a.outputs) std::memcpy(a.outputs + (b * T_ + p) * H + c0, h, nc * sizeof(T));
     }
   }, a.pack);

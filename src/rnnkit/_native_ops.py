@@ -15,8 +15,9 @@ from . import _native
 _this = sys.modules[__name__]
 #: the forwards take ``pack=`` (an rnnkit.ops.WeightPack): packed layouts reused between calls
 USES_WEIGHT_PACKS = True
-#: gru_forward / gru_backward take ``zoneout_h`` (B, T, H) keep weights: zoneout runs natively
-GRU_ZONEOUT = True
+#: the cells whose native forward / backward take zoneout keep weights (B, T, H): GRU ``zoneout_h``,
+#: LSTM ``zoneout_h`` and ``zoneout_c``
+ZONEOUT_CELLS = frozenset({"gru", "lstm"})
 
 
 class NativeCache(SimpleNamespace):
@@ -50,16 +51,17 @@ def simple_rnn_backward(d_outputs, d_h_last, cache):
 # -- LSTM -------------------------------------------------------------------------------------------
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activation="tanh",
                  recurrent_activation="sigmoid", mask=None, go_backwards=False, training=True,
-                 return_sequences=True, pack=None):
+                 return_sequences=True, pack=None, zoneout_h=None, zoneout_c=None):
     outputs, h_last, c_last, saved = _native.lstm_forward(
         x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, mask,
-        go_backwards, training, return_sequences, None if pack is None else pack.native())
+        go_backwards, training, return_sequences, None if pack is None else pack.native(), zoneout_h,
+        zoneout_c)
     if not training:
         return outputs, h_last, c_last, None
     cache = NativeCache(cell="lstm", x=x, kernel=kernel, recurrent_kernel=recurrent_kernel,
                         has_bias=bias is not None, saved=saved, mask=mask, activation=activation,
                         recurrent_activation=recurrent_activation, go_backwards=go_backwards,
-                        return_sequences=return_sequences)
+                        return_sequences=return_sequences, zoneout_h=zoneout_h, zoneout_c=zoneout_c)
     return outputs, h_last, c_last, cache
 
 
@@ -67,7 +69,7 @@ def lstm_backward(d_outputs, d_h_last, d_c_last, cache):
     c = cache
     return tuple(_native.lstm_backward(
         d_outputs, d_h_last, d_c_last, c.x, c.kernel, c.recurrent_kernel, c.saved, c.mask,
-        c.activation, c.recurrent_activation, c.go_backwards, c.has_bias))
+        c.activation, c.recurrent_activation, c.go_backwards, c.has_bias, c.zoneout_h, c.zoneout_c))
 
 
 # -- GRU --------------------------------------------------------------------------------------------

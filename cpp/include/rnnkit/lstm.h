@@ -25,6 +25,10 @@ struct LstmForward {
   Activation activation = Activation::kTanh;
   Activation recurrent_activation = Activation::kSigmoid;
   bool go_backwards = false;
+  // zoneout keep weights (B, T, H) input time order, or null: h_t = kh ⊙ h_{t-1} + (1 - kh) ⊙ y_t and
+  // c_t = kc ⊙ c_{t-1} + (1 - kc) ⊙ c'_t, with y_t = o ⊙ act(c'_t) the cell's own new states
+  const T* zoneout_h = nullptr;
+  const T* zoneout_c = nullptr;
   // outputs (overwritten):
   T* outputs = nullptr;   // (B, T, H) processing order, or null
   T* h_last = nullptr;    // (B, H)
@@ -33,6 +37,7 @@ struct LstmForward {
   T* h_states = nullptr;  // (T+1, B, H) time-major, [0] = h0
   T* c_states = nullptr;  // (T+1, B, H) time-major, [0] = c0
   T* gates = nullptr;     // (T, B, 4H) activated gates i, f, g, o
+  T* c_cell = nullptr;    // (T, B, H) c'_t before zoneout (training with zoneout_c), or null
   // inference: kernel and recurrent_kernel already packed (they must be the pack's sources), or null
   const WeightPack<T>* pack = nullptr;
 };
@@ -49,6 +54,9 @@ struct LstmBackward {
   const T* h_states = nullptr;          // (T+1, B, H) from forward
   const T* c_states = nullptr;          // (T+1, B, H) from forward
   const T* gates = nullptr;             // (T, B, 4H) from forward
+  const T* zoneout_h = nullptr;         // (B, T, H) the forward's keep weights, or null
+  const T* zoneout_c = nullptr;         // (B, T, H) or null
+  const T* c_cell = nullptr;            // (T, B, H) from forward (with zoneout_c), or null
   const std::uint8_t* mask = nullptr;   // (B, T) or null
   Activation activation = Activation::kTanh;
   Activation recurrent_activation = Activation::kSigmoid;

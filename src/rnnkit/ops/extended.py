@@ -4,8 +4,8 @@ when any of them is given; everything is validated, then
 
 - an input-dropout mask alone, shared by all gates ((B, I)), runs on the active backend (native
   included): x ⊙ m is the cell's input and backward scales dx by m;
-- GRU zoneout on h (with or without that input mask) runs natively when the backend has it
-  (``GRU_ZONEOUT``): the keep weights go to the native GRU, which blends the state in its step;
+- GRU and LSTM zoneout (with or without that input mask) run natively when the backend has them
+  (``ZONEOUT_CELLS``): the keep weights go to the native cell, which blends the states in its step;
 - everything else runs on the NumPy reference (rnnkit.reference.extended), whatever the backend:
   there is no native kernel for it yet (it is slow: a Python loop over time).
 
@@ -150,23 +150,26 @@ def extended_forward(cell, x, kernel, recurrent_kernel, bias, states, *, activat
         return res
 
     impl = _backend.get_impl()
-    if (cell == "gru" and keeps is not None and len(keeps) == 1 and recurrent_dropout_mask is None
-            and layer_norm is None and (dropout_mask is None or dropout_mask.ndim == 2) and x.size
-            and getattr(impl, "GRU_ZONEOUT", False)):
-        # zoneout on h (with or without the shared input mask): the native GRU blends the state in
-        # its step (cpp/src/gru_forward.cc) and its backward splits the gradient the same way
+    if (keeps is not None and cell in getattr(impl, "ZONEOUT_CELLS", ()) and recurrent_dropout_mask is None
+            and projection is None and layer_norm is None and (dropout_mask is None or dropout_mask.ndim == 2)
+            and x.size):
+        # zoneout (with or without the shared input mask): the native GRU / LSTM blend the states in
+        # their step (cpp/src/gru_forward.cc, lstm_forward.cc) and split the gradients the same way
         scale = None if dropout_mask is None else dropout_mask[:, None, :]
         xs = x if scale is None else x * scale
         if mask is not None and not np.isfinite(xs[~mask]).all():
             xs = xs.copy()
             xs[~mask] = 0
-        outputs, h_last, inner = impl.gru_forward(
-            np.ascontiguousarray(xs), kernel, recurrent_kernel, bias, states[0], mask=mask,
-            zoneout_h=keeps[0], **kwargs)
-        cache = make_cache("gru", impl, inner, x, H, return_sequences)
+        zone = dict(zoneout_h=keeps[0])
+        if cell == "lstm":  # (the LSTM has no reset_after)
+            zone["zoneout_c"] = keeps[1] if len(keeps) > 1 else None
+            kwargs.pop("reset_after")
+        res = getattr(impl, cell + "_forward")(np.ascontiguousarray(xs), kernel, recurrent_kernel, bias, *states,
+                                                mask=mask, **zone, **kwargs)
+        cache = make_cache(cell, impl, res[-1], x, H, return_sequences)
         if cache is not None:
             cache.input_scale = scale
-        return outputs, h_last, cache
+        return (*res[:-1], cache)
 
     from ..reference import extended as ref
     if dropout_mask is not None and dropout_mask.ndim == 2:
