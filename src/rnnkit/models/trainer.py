@@ -6,6 +6,7 @@ softmax + cross-entropy and what fit / evaluate / predict leave behind."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -276,6 +277,21 @@ class Trainer:
         for cb in callback_list:
             cb.on_train_end({})
 
+    @contextlib.contextmanager
+    def _inference_pass(self, call, data, batch_size, verbose, distributed):
+        """``evaluate`` / ``predict``: yields (the data, sharded over the MPI ranks when distributed;
+        the progress callbacks; the distributed strategy or None), then ends the distributed call and
+        clears every layer's training cache (Dense.logits, produced masks) however the body ends."""
+        dist = _distribute(self, distributed, call)  # MPI hook
+        try:
+            if dist is not None:  # MPI hook
+                data = dist.shard(data, call, batch_size)
+            yield data, self._inference_callbacks(verbose, math.ceil(len(data) / batch_size)), dist
+        finally:
+            if dist is not None:  # MPI hook
+                dist.end(self)
+            self.clear_training_cache()
+
     def _inference_callbacks(self, verbose, steps):
         if not verbose:
             return []
@@ -297,20 +313,12 @@ class Trainer:
         verbose = check_verbose(verbose)
         data = self._prepare(x, y, sample_weight, lengths, mask)
         self._ensure_built(data.x)
-        dist = _distribute(self, distributed, "evaluate")  # MPI hook
-        try:
-            if dist is not None:  # MPI hook
-                data = dist.shard(data, "evaluate", batch_size)
-            callback_list = self._inference_callbacks(verbose, math.ceil(len(data) / batch_size))
+        with self._inference_pass("evaluate", data, batch_size, verbose, distributed) as (data, callback_list, _):
             for cb in callback_list:
                 cb.on_test_begin({})
             logs = self._run_test(data, batch_size, callback_list)
             for cb in callback_list:
                 cb.on_test_end(logs)
-        finally:
-            if dist is not None:  # MPI hook
-                dist.end(self)
-            self.clear_training_cache()
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
@@ -322,12 +330,8 @@ class Trainer:
         verbose = check_verbose(verbose)
         data = self._prepare(x, None, None, lengths, mask, need_y=False)
         self._ensure_built(data.x)
-        dist = _distribute(self, distributed, "predict")  # MPI hook
         outputs = []
-        try:
-            if dist is not None:  # MPI hook
-                data = dist.shard(data, "predict", batch_size)
-            callback_list = self._inference_callbacks(verbose, math.ceil(len(data) / batch_size))
+        with self._inference_pass("predict", data, batch_size, verbose, distributed) as (data, callback_list, dist):
             for cb in callback_list:
                 cb.on_predict_begin({})
             for step, batch in enumerate(data.batches(batch_size)):
@@ -344,10 +348,6 @@ class Trainer:
                 result = np.concatenate(outputs, axis=0)
             if dist is not None:  # MPI hook: every rank's rows, in order, on every rank
                 result = dist.gather(result, data, batch_size)
-        finally:
-            if dist is not None:  # MPI hook
-                dist.end(self)
-            self.clear_training_cache()   # Dense.logits and produced masks of the last batch
         return result
 
 
