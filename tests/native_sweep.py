@@ -110,7 +110,7 @@ def cell_valid(cell, dtype=np.float32):
     if cell == "gru":
         fw["reset_after"] = True
     fw.update(mask=np.ones((B, T), bool), go_backwards=False, training=True, return_sequences=True)
-    if cell == "gru":  # after pack (positional order): the zoneout keep weights (B, T, H)
+    if cell in ("simple_rnn", "gru"):  # after pack (positional order): the zoneout keep weights (B, T, H)
         fw.update(pack=None, zoneout_h=f(B, T, H))
     if cell == "lstm":
         fw.update(pack=None, zoneout_h=f(B, T, H), zoneout_c=f(B, T, H))
@@ -131,8 +131,7 @@ def cell_valid(cell, dtype=np.float32):
     if cell == "gru":
         bw["reset_after"] = True
     bw.update(go_backwards=False, has_bias=True)
-    if cell in ("gru", "lstm"):
-        bw["zoneout_h"] = fw["zoneout_h"]
+    bw["zoneout_h"] = fw["zoneout_h"]
     if cell == "lstm":
         bw["zoneout_c"] = fw["zoneout_c"]
     return fw, bw
@@ -174,7 +173,7 @@ def malformed_for(kwargs, enum_strings=("activation", "recurrent_activation"), f
                 calls.append((f"{name}: {short(bad)}", {**kwargs, name: bad}))
         elif isinstance(value, tuple):  # saved
             arrays_ = list(value)
-            for bad in [list(arrays_), arrays_[:2] and tuple(arrays_[:2]), tuple(arrays_) + (arrays_[0],), (), None,
+            for bad in [list(arrays_), tuple(arrays_[:-1]), tuple(arrays_) + (arrays_[0],), (), None,
                         tuple([None] * len(arrays_)), "abc", 3]:
                 calls.append((f"{name}: {short(bad)}", {**kwargs, name: bad}))
             for k, a in enumerate(arrays_):
@@ -215,10 +214,8 @@ def build_calls():
     for cell in ("simple_rnn", "lstm", "gru"):
         fw, bw = cell_valid(cell)
         fwd = getattr(_native, f"{cell}_forward")
-        if cell != "simple_rnn":  # pack and the zoneout keep weights are in fw (all optional)
-            add(f"{cell}_forward", fwd, malformed_for(fw, defaults=("pack", "zoneout_h", "zoneout_c")))
-        else:
-            add(f"{cell}_forward", fwd, malformed_for(fw, positional_tail=[None]))  # pack=None, then one too many
+        # pack and the zoneout keep weights are in fw (all optional)
+        add(f"{cell}_forward", fwd, malformed_for(fw, defaults=("pack", "zoneout_h", "zoneout_c")))
         G = {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
         # pack=: wrong types, a pack of other arrays, of another gate count, of another dtype
         k, rk = read_only(fw["kernel"]), read_only(fw["recurrent_kernel"])
@@ -251,7 +248,7 @@ def build_calls():
                          {**base, "kernel": k2, "recurrent_kernel": rk2, "pack": p2}))
         add(f"{cell}_forward", fwd, variants)
         add(f"{cell}_backward", getattr(_native, f"{cell}_backward"),
-            malformed_for(bw, defaults=("zoneout_h", "zoneout_c") if cell != "simple_rnn" else ()))
+            malformed_for(bw, defaults=("zoneout_h", "zoneout_c")))
 
     # WeightPack(kernel, recurrent_kernel, gates)
     k, rk = read_only(np.zeros((I, 4 * H), np.float32)), read_only(np.zeros((H, 4 * H), np.float32))

@@ -337,12 +337,13 @@ def test_export_blockers_name_the_option():
 
 # (B, H) and threads: one thread; 2 threads owning units (B < 32); 2 threads owning batch rows; 2 threads
 # on matrix-vector steps (B <= 4, the weights >= 256 KiB)
-@pytest.mark.parametrize("cell,kind", [("gru", {"reset_after": True}), ("gru", {"reset_after": False}),
-                                       ("lstm", {"zone_c": False}), ("lstm", {"zone_c": True})])
+@pytest.mark.parametrize("cell,kind", [("simple_rnn", {}), ("gru", {"reset_after": True}),
+                                       ("gru", {"reset_after": False}), ("lstm", {"zone_c": False}),
+                                       ("lstm", {"zone_c": True})])
 @pytest.mark.parametrize("B,H,threads", [(3, 5, 1), (20, 100, 2), (64, 100, 2), (2, 200, 2)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_zoneout_runs_natively_and_equals_the_reference(native, cell, kind, B, H, threads, dtype):
-    """GRU and LSTM zoneout (h, and c for LSTM; with and without the shared input mask): the native cell
+    """Zoneout on every cell (h, and c for LSTM; with and without the shared input mask): the native cell
     (cache.impl native) == reference.extended, forward and backward, in training (0/1 keep weights)
     and inference (the rate), with masks and go_backwards; the bound of docs/SPEC.md §14.1 (float32
     against the float64 reference)."""

@@ -228,7 +228,7 @@ template <class T>
 py::tuple simple_rnn_forward_t(py::object x, py::object kernel, py::object recurrent_kernel,
                                py::object bias, py::object h0, const std::string& activation,
                                py::object mask, bool go_backwards, bool training,
-                               bool return_sequences, py::object pack) {
+                               bool return_sequences, py::object pack, py::object zoneout_h) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
   const index_t I = k.shape(0), H = units_of(k, 1);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
@@ -246,25 +246,42 @@ py::tuple simple_rnn_forward_t(py::object x, py::object kernel, py::object recur
   args.go_backwards = go_backwards;
   py::object outputs = return_sequences ? py::object(empty<T>({B, T_, H})) : py::object(py::none());
   py::array h_last = empty<T>({B, H});
+  py::object za = checked<T>(zoneout_h, "zoneout_h", {B, T_, H}, true);
+  args.zoneout_h = cptr<T>(za);
   py::object states = training ? py::object(empty<T>({T_ + 1, B, H})) : py::object(py::none());
   args.outputs = mptr<T>(outputs); args.h_last = mptr<T>(h_last); args.states = mptr<T>(states);
+  py::object saved = states;
+  if (training && args.zoneout_h) {  // the cell's own y_t too: saved = (states, y_cell)
+    py::array y = empty<T>({T_, B, H});
+    args.y_cell = mptr<T>(y);
+    saved = py::make_tuple(states, y);
+  }
   {
     py::gil_scoped_release release;
     rnnkit::simple_rnn_forward(args);
   }
-  return py::make_tuple(outputs, h_last, states);
+  return py::make_tuple(outputs, h_last, saved);
 }
 
 template <class T>
 py::tuple simple_rnn_backward_t(py::object d_outputs, py::object d_h_last, py::object x,
                                 py::object kernel, py::object recurrent_kernel, py::object states,
                                 py::object mask, const std::string& activation, bool go_backwards,
-                                bool has_bias) {
+                                bool has_bias, py::object zoneout_h) {
   py::array k = checked<T>(kernel, "kernel", {-1, -1}).template cast<py::array>();
   const index_t I = k.shape(0), H = units_of(k, 1);
   py::array xa = checked<T>(x, "x", {-1, -1, I}).template cast<py::array>();
   const index_t B = xa.shape(0), T_ = xa.shape(1);
   py::array rk = checked<T>(recurrent_kernel, "recurrent_kernel", {H, H}).template cast<py::array>();
+  py::object za = checked<T>(zoneout_h, "zoneout_h", {B, T_, H}, true);
+  py::object y_cell = py::none();
+  if (!za.is_none()) {  // states is simple_rnn_forward's (states, y_cell) with zoneout
+    if (!py::isinstance<py::tuple>(states) || py::len(states) != 2)
+      throw py::value_error("states must be the (states, y_cell) tuple of simple_rnn_forward with zoneout_h");
+    py::tuple pair = states.cast<py::tuple>();
+    states = pair[0];
+    y_cell = checked<T>(pair[1], "y_cell", {T_, B, H});
+  }
   py::array st = checked<T>(states, "states", {T_ + 1, B, H}).template cast<py::array>();
   py::object dout = checked<T>(d_outputs, "d_outputs", {B, T_, H}, true);
   py::object dhl = checked<T>(d_h_last, "d_h_last", {B, H}, true);
@@ -276,6 +293,7 @@ py::tuple simple_rnn_backward_t(py::object d_outputs, py::object d_h_last, py::o
   args.batch = B; args.steps = T_; args.input_size = I; args.units = H;
   args.d_outputs = cptr<T>(dout); args.d_h_last = cptr<T>(dhl); args.x = cptr<T>(xa);
   args.kernel = cptr<T>(k); args.recurrent_kernel = cptr<T>(rk); args.states = cptr<T>(st);
+  args.zoneout_h = cptr<T>(za); args.y_cell = cptr<T>(y_cell);
   args.mask = mask_ptr(ma);
   args.activation = activation_of(activation, "activation");
   args.go_backwards = go_backwards;
@@ -580,28 +598,30 @@ PYBIND11_MODULE(_native, m) {
   m.def("simple_rnn_forward",
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0,
            const std::string& activation, py::object mask, bool go_backwards, bool training,
-           bool return_sequences, py::object pack) {
+           bool return_sequences, py::object pack, py::object zoneout_h) {
           return by_dtype(kernel, "kernel", [&](auto tag) {
             return simple_rnn_forward_t<decltype(tag)>(x, kernel, rk, bias, h0, activation, mask,
-                                                       go_backwards, training, return_sequences, pack);
+                                                       go_backwards, training, return_sequences, pack,
+                                                       zoneout_h);
           });
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
         py::arg("activation"), py::arg("mask"), py::arg("go_backwards"), py::arg("training"),
-        py::arg("return_sequences"), py::arg("pack") = py::none(),
-        "-> (outputs (B,T,H) | None, h_last (B,H), states (T+1,B,H) | None)");
+        py::arg("return_sequences"), py::arg("pack") = py::none(), py::arg("zoneout_h") = py::none(),
+        "-> (outputs (B,T,H) | None, h_last (B,H), states (T+1,B,H) | None); with zoneout_h (B,T,H) keep "
+        "weights in training, states is the pair (states, y_cell (T,B,H))");
   m.def("simple_rnn_backward",
         [](py::object d_outputs, py::object d_h_last, py::object x, py::object kernel, py::object rk,
            py::object states, py::object mask, const std::string& activation, bool go_backwards,
-           bool has_bias) {
+           bool has_bias, py::object zoneout_h) {
           return by_dtype(kernel, "kernel", [&](auto tag) {
             return simple_rnn_backward_t<decltype(tag)>(d_outputs, d_h_last, x, kernel, rk, states,
-                                                        mask, activation, go_backwards, has_bias);
+                                                        mask, activation, go_backwards, has_bias, zoneout_h);
           });
         },
         py::arg("d_outputs"), py::arg("d_h_last"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("states"), py::arg("mask"), py::arg("activation"),
-        py::arg("go_backwards"), py::arg("has_bias"),
+        py::arg("go_backwards"), py::arg("has_bias"), py::arg("zoneout_h") = py::none(),
         "-> (dx, d_kernel, d_recurrent_kernel, d_bias | None, d_h0)");
   m.def("lstm_forward",
         [](py::object x, py::object kernel, py::object rk, py::object bias, py::object h0, py::object c0,

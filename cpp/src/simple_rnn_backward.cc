@@ -21,12 +21,15 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
   }
   const Kernels<T>& ker = kernels<T>();
   Buffer<T> dz(T_ * B * H);  // dZ: (T, B, H) time-major, processing order
+  // zoneout: the keep weights of row b at step p (null without); dy = (1 - kh) (dh + dout) per step
+  auto keep = [&](index_t b, index_t p) { return row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards); };
+  Buffer<T> dy(a.zoneout_h ? B * H : 1);
   const InputSide<T> input{a.kernel, a.dx, a.go_backwards};
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dz.data(),
     // 1. dZ_p = (dh_p + d_outputs_p) * act'(h_p) on valid rows, zero on masked rows
     [&](index_t p, const T* dh_p, const Slice& sl) {
       const index_t c0 = sl.c0, nc = sl.c1 - sl.c0;
-      const T* h = a.states + (p + 1) * B * H;
+      const T* h = a.y_cell ? a.y_cell + p * B * H : a.states + (p + 1) * B * H;  // the cell's own y_t
       T* z = dz.data() + p * B * H;
       for (index_t b = sl.b0; b < sl.b1; ++b) {
         T* zr = z + b * H + c0;
@@ -34,13 +37,28 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
           std::fill(zr, zr + nc, T(0));
           continue;
         }
-        ker.simple_rnn_backward_cell(a.activation, nc, h + b * H + c0, dh_p + b * H + c0,
-                                     a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr, zr);
+        const T* dh_row = dh_p + b * H + c0;
+        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
+        if (const T* kh = keep(b, p)) {  // the cell sees dy = (1 - kh) (dh + dout)
+          T* dyr = dy.data() + b * H + c0;
+          for (index_t j = 0; j < nc; ++j) dyr[j] = (T(1) - kh[c0 + j]) * (dh_row[j] + (dout ? dout[j] : T(0)));
+          dh_row = dyr;
+          dout = nullptr;
+        }
+        ker.simple_rnn_backward_cell(a.activation, nc, h + b * H + c0, dh_row, dout, zr);
       }
     },
-    // 2. masked rows pass dh_p through unchanged
+    // 2. masked rows pass dh_p through unchanged; zoneout passes kh (dh + dout) straight to h_{t-1}
     [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {
       pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, sl);
+      if (!a.zoneout_h) return;
+      for (index_t b = sl.b0; b < sl.b1; ++b) {
+        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) continue;
+        const T* kh = keep(b, p);
+        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H : nullptr;
+        for (index_t j = sl.c0; j < sl.c1; ++j)
+          dh_prev[b * H + j] += kh[j] * (dh_p[b * H + j] + (dout ? dout[j] : T(0)));
+      }
     },
     a.d_h0, &input);
   weight_gradients(s, a.x, a.states, dz.data(), dz.data(), a.go_backwards, a.d_kernel,

@@ -15,7 +15,7 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
   const SeqShape s{a.batch, a.steps, a.input_size, a.units, 1};
   const index_t B = s.B, T_ = s.T, H = s.H;
   if (B == 0) return;
-  if (use_batch_lanes<T>(CellKind::kSimpleRnn, B, T_, H)) {
+  if (!a.zoneout_h && use_batch_lanes<T>(CellKind::kSimpleRnn, B, T_, H)) {  // (no zoneout there)
     BatchLaneForward<T> f = batch_lane_args<T>(CellKind::kSimpleRnn, a);
     f.h_states = a.states;
     batch_lane_forward(f);
@@ -44,6 +44,12 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
       T* o = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
       if (!a.mask || a.mask[b * T_ + t]) {
         ker.simple_rnn_forward_cell(a.activation, nc, pre + b * H + c0, a.bias ? a.bias + c0 : nullptr, h, o);
+        if (const T* kh = row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards)) {  // zoneout
+          const T* hp = h_prev + b * H + c0;
+          if (a.y_cell) std::memcpy(a.y_cell + (p * B + b) * H + c0, h, nc * sizeof(T));
+          for (index_t j = 0; j < nc; ++j) h[j] = kh[c0 + j] * hp[j] + (T(1) - kh[c0 + j]) * h[j];
+          if (o) std::memcpy(o, h, nc * sizeof(T));
+        }
       } else {
         std::memcpy(h, h_prev + b * H + c0, nc * sizeof(T));
         if (o) std::memset(o, 0, nc * sizeof(T));

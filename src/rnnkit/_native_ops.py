@@ -15,9 +15,9 @@ from . import _native
 _this = sys.modules[__name__]
 #: the forwards take ``pack=`` (an rnnkit.ops.WeightPack): packed layouts reused between calls
 USES_WEIGHT_PACKS = True
-#: the cells whose native forward / backward take zoneout keep weights (B, T, H): GRU ``zoneout_h``,
-#: LSTM ``zoneout_h`` and ``zoneout_c``
-ZONEOUT_CELLS = frozenset({"gru", "lstm"})
+#: the cells whose native forward / backward take zoneout keep weights (B, T, H): ``zoneout_h``, and
+#: the LSTM's ``zoneout_c``
+ZONEOUT_CELLS = frozenset({"simple_rnn", "gru", "lstm"})
 
 
 class NativeCache(SimpleNamespace):
@@ -29,15 +29,16 @@ class NativeCache(SimpleNamespace):
 
 # -- SimpleRNN --------------------------------------------------------------------------------------
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
-                       mask=None, go_backwards=False, training=True, return_sequences=True, pack=None):
+                       mask=None, go_backwards=False, training=True, return_sequences=True, pack=None,
+                       zoneout_h=None):
     outputs, h_last, states = _native.simple_rnn_forward(
         x, kernel, recurrent_kernel, bias, h0, activation, mask, go_backwards, training,
-        return_sequences, None if pack is None else pack.native())
+        return_sequences, None if pack is None else pack.native(), zoneout_h)
     if not training:
         return outputs, h_last, None
     cache = NativeCache(cell="simple_rnn", x=x, kernel=kernel, recurrent_kernel=recurrent_kernel,
                         has_bias=bias is not None, states=states, mask=mask, activation=activation,
-                        go_backwards=go_backwards, return_sequences=return_sequences)
+                        go_backwards=go_backwards, return_sequences=return_sequences, zoneout_h=zoneout_h)
     return outputs, h_last, cache
 
 
@@ -45,7 +46,7 @@ def simple_rnn_backward(d_outputs, d_h_last, cache):
     c = cache
     return tuple(_native.simple_rnn_backward(
         d_outputs, d_h_last, c.x, c.kernel, c.recurrent_kernel, c.states, c.mask, c.activation,
-        c.go_backwards, c.has_bias))
+        c.go_backwards, c.has_bias, c.zoneout_h))
 
 
 # -- LSTM -------------------------------------------------------------------------------------------

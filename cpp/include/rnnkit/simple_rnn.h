@@ -22,10 +22,14 @@ struct SimpleRnnForward {
   const std::uint8_t* mask = nullptr;   // (B, T) input time order, nonzero = step used; null = all
   Activation activation = Activation::kTanh;
   bool go_backwards = false;
+  // zoneout keep weights kh (B, T, H) input time order, or null: h_t = kh ⊙ h_{t-1} + (1 - kh) ⊙ y_t
+  // with y_t = act(...) the cell's own new state
+  const T* zoneout_h = nullptr;
   // outputs (overwritten):
   T* outputs = nullptr;  // (B, T, H) processing order, zero rows at masked steps; or null
   T* h_last = nullptr;   // (B, H) state after the last valid step
   T* states = nullptr;   // (T+1, B, H) time-major processing order, states[0] = h0; or null (inference)
+  T* y_cell = nullptr;   // (T, B, H) y_t before zoneout (training with zoneout_h), or null
   // inference: kernel and recurrent_kernel already packed (they must be the pack's sources), or null
   const WeightPack<T>* pack = nullptr;
 };
@@ -39,6 +43,8 @@ struct SimpleRnnBackward {
   const T* kernel = nullptr;            // (I, H)
   const T* recurrent_kernel = nullptr;  // (H, H)
   const T* states = nullptr;            // (T+1, B, H) from forward
+  const T* zoneout_h = nullptr;         // (B, T, H) the forward's keep weights, or null
+  const T* y_cell = nullptr;            // (T, B, H) from forward (with zoneout_h), or null
   const std::uint8_t* mask = nullptr;   // (B, T) or null
   Activation activation = Activation::kTanh;
   bool go_backwards = false;

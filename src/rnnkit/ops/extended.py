@@ -4,7 +4,7 @@ when any of them is given; everything is validated, then
 
 - an input-dropout mask alone, shared by all gates ((B, I)), runs on the active backend (native
   included): x ⊙ m is the cell's input and backward scales dx by m;
-- GRU and LSTM zoneout (with or without that input mask) run natively when the backend has them
+- zoneout (with or without that input mask) runs natively when the backend has it for the cell
   (``ZONEOUT_CELLS``): the keep weights go to the native cell, which blends the states in its step;
 - everything else runs on the NumPy reference (rnnkit.reference.extended), whatever the backend:
   there is no native kernel for it yet (it is slow: a Python loop over time).
@@ -153,17 +153,20 @@ def extended_forward(cell, x, kernel, recurrent_kernel, bias, states, *, activat
     if (keeps is not None and cell in getattr(impl, "ZONEOUT_CELLS", ()) and recurrent_dropout_mask is None
             and projection is None and layer_norm is None and (dropout_mask is None or dropout_mask.ndim == 2)
             and x.size):
-        # zoneout (with or without the shared input mask): the native GRU / LSTM blend the states in
-        # their step (cpp/src/gru_forward.cc, lstm_forward.cc) and split the gradients the same way
+        # zoneout (with or without the shared input mask): the native cells blend the states in their
+        # step (cpp/src/*_forward.cc) and split the gradients the same way
         scale = None if dropout_mask is None else dropout_mask[:, None, :]
         xs = x if scale is None else x * scale
         if mask is not None and not np.isfinite(xs[~mask]).all():
             xs = xs.copy()
             xs[~mask] = 0
         zone = dict(zoneout_h=keeps[0])
-        if cell == "lstm":  # (the LSTM has no reset_after)
-            zone["zoneout_c"] = keeps[1] if len(keeps) > 1 else None
+        if cell != "gru":  # (only the GRU has reset_after; SimpleRNN has no recurrent activation)
             kwargs.pop("reset_after")
+        if cell == "simple_rnn":
+            kwargs.pop("recurrent_activation")
+        if cell == "lstm":
+            zone["zoneout_c"] = keeps[1] if len(keeps) > 1 else None
         res = getattr(impl, cell + "_forward")(np.ascontiguousarray(xs), kernel, recurrent_kernel, bias, *states,
                                                 mask=mask, **zone, **kwargs)
         cache = make_cache(cell, impl, res[-1], x, H, return_sequences)
