@@ -14,19 +14,6 @@
 namespace rnnkit {
 namespace {
 
-// Zoneout (keep weights kh of the forward): the cell's new state y got (1 - kh) of h_t, h_{t-1}
-// the rest. Writes dy = (1 - kh) (dh + dout) on one row segment into dy_out and returns it; the
-// pass-through kh (dh + dout) is added to dh_{t-1} by zoneout_pass.
-template <class T>
-const T* zoneout_dy(const T* kh, const T* dh, const T* dout, T* dy_out, index_t n) {
-  for (index_t j = 0; j < n; ++j) dy_out[j] = (T(1) - kh[j]) * (dh[j] + (dout ? dout[j] : T(0)));
-  return dy_out;
-}
-template <class T>
-void zoneout_pass(const T* kh, const T* dh, const T* dout, T* d_prev, index_t n) {
-  for (index_t j = 0; j < n; ++j) d_prev[j] += kh[j] * (dh[j] + (dout ? dout[j] : T(0)));
-}
-
 template <class T>
 void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx, T* dgm) {
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
@@ -35,9 +22,7 @@ void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx
   auto dout_row = [&](index_t b, index_t p, index_t c0) {
     return a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
   };
-  // zoneout: the keep weights of row b at step p (null without), and dy = (1 - kh) (dh + dout) per step
-  auto zoneout = [&](index_t b, index_t p) { return row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards); };
-  Buffer<T> dy(a.zoneout_h ? B * H : 1);
+  ZoneoutGrad<T> zoneout(a.zoneout_h, B, T_, H, a.go_backwards);
   const InputSide<T> input{a.kernel, a.dx, a.go_backwards, dgx};
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dgm,
     [&](index_t p, const T* dh_p, const Slice& sl) {
@@ -55,10 +40,7 @@ void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx
         const T* g3 = a.gates + (p * B + b) * GH + c0;
         const T* dh_row = dh_p + b * H + c0;
         const T* dout = dout_row(b, p, c0);
-        if (const T* kh = zoneout(b, p)) {  // the cell sees dy = (1 - kh) (dh + dout)
-          dh_row = zoneout_dy(kh + c0, dh_row, dout, dy.data() + b * H + c0, nc);
-          dout = nullptr;
-        }
+        zoneout.cell_input(b, p, c0, nc, dh_row, dout);
         ker.gru_backward_cell(act, ract, nc, g3, g3 + H, g3 + 2 * H, a.states + (p * B + b) * H + c0,
                               a.extra + (p * B + b) * H + c0, dh_row, dout,
                               dx3 + c0, dx3 + 2 * H + c0, dx3 + H + c0, dm3 + 2 * H + c0);
@@ -77,10 +59,10 @@ void gru_backward_reset_after(const GruBackward<T>& a, const SeqShape& s, T* dgx
         }
         const T* z = a.gates + (p * B + b) * GH;
         const T* dout = dout_row(b, p, 0);
-        if (const T* kh = zoneout(b, p)) {
-          const T* dyb = dy.data() + b * H;
-          for (index_t j = c0; j < c1; ++j) d[j] += dyb[j] * z[j];
-          zoneout_pass(kh + c0, g + c0, dout ? dout + c0 : nullptr, d + c0, c1 - c0);
+        if (zoneout.row(b, p)) {  // the cell's (1 - kh) part through z, kh straight through
+          const T* dy = zoneout.cell_row(b, 0);
+          for (index_t j = c0; j < c1; ++j) d[j] += dy[j] * z[j];
+          zoneout.pass(b, p, c0, c1 - c0, g + c0, dout ? dout + c0 : nullptr, d + c0);
           continue;
         }
         for (index_t j = c0; j < c1; ++j) d[j] += (g[j] + (dout ? dout[j] : T(0))) * z[j];
@@ -100,9 +82,7 @@ void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg
   auto dout_row = [&](index_t b, index_t p, index_t c0) {
     return a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
   };
-  // zoneout: the keep weights of row b at step p (null without), and dy = (1 - kh) (dh + dout) per step
-  auto zoneout = [&](index_t b, index_t p) { return row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards); };
-  Buffer<T> dy(a.zoneout_h ? B * H : 1);
+  ZoneoutGrad<T> zoneout(a.zoneout_h, B, T_, H, a.go_backwards);
   const InputSide<T> input{a.kernel, a.dx, a.go_backwards, nullptr};
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dg,
     [&](index_t p, const T* dh_p, const Slice& sl) {  // dz, dhh (dr: after the second phase)
@@ -116,10 +96,7 @@ void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg
         const T* g3 = a.gates + (p * B + b) * GH + c0;
         const T* dh_row = dh_p + b * H + c0;
         const T* dout = dout_row(b, p, c0);
-        if (const T* kh = zoneout(b, p)) {
-          dh_row = zoneout_dy(kh + c0, dh_row, dout, dy.data() + b * H + c0, nc);
-          dout = nullptr;
-        }
+        zoneout.cell_input(b, p, c0, nc, dh_row, dout);
         ker.gru_backward_cell(act, ract, nc, g3, g3 + H, g3 + 2 * H, a.states + (p * B + b) * H + c0,
                               nullptr, dh_row, dout, d3 + c0, d3 + 2 * H + c0, nullptr, nullptr);
       }
@@ -137,10 +114,10 @@ void gru_backward_reset_before(const GruBackward<T>& a, const SeqShape& s, T* dg
         const T *z = g3 + c0, *r = g3 + H + c0;
         const T* drh = d_rh.data() + b * H + c0;
         const T* dout = dout_row(b, p, c0);
-        if (const T* kh = zoneout(b, p)) {
-          const T* dyb = dy.data() + b * H + c0;
-          for (index_t j = 0; j < nc; ++j) d[j] += drh[j] * r[j] + dyb[j] * z[j];
-          zoneout_pass(kh + c0, g, dout, d, nc);
+        if (zoneout.row(b, p)) {  // the cell's (1 - kh) part through z, kh straight through
+          const T* dy = zoneout.cell_row(b, c0);
+          for (index_t j = 0; j < nc; ++j) d[j] += drh[j] * r[j] + dy[j] * z[j];
+          zoneout.pass(b, p, c0, nc, g, dout, d);
           continue;
         }
         for (index_t j = 0; j < nc; ++j) d[j] += drh[j] * r[j] + (g[j] + (dout ? dout[j] : T(0))) * z[j];

@@ -19,20 +19,6 @@ void gru_update(const T* z, const T* hh, const T* h_prev, T* h, index_t n) {
   for (index_t j = 0; j < n; ++j) h[j] = z[j] * h_prev[j] + (T(1) - z[j]) * hh[j];
 }
 
-// Zoneout on one row segment: h = kh * h_prev + (1 - kh) * h (kh: the keep weights, or null: none).
-template <class T>
-void zoneout_blend(const T* kh, const T* h_prev, T* h, index_t n) {
-  if (!kh) return;
-  for (index_t j = 0; j < n; ++j) h[j] = kh[j] * h_prev[j] + (T(1) - kh[j]) * h[j];
-}
-
-// The keep weights of row b at processing step p from unit c0 on, or null without zoneout.
-template <class T>
-const T* zoneout_row(const GruForward<T>& a, index_t b, index_t p, index_t c0) {
-  const T* k = row_at_step(a.zoneout_h, b, p, a.steps, a.units, a.go_backwards);
-  return k ? k + c0 : nullptr;
-}
-
 template <class T>
 void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T>& pingpong) {
   const index_t B = s.B, T_ = s.T, H = s.H, GH = s.gh();
@@ -66,7 +52,7 @@ void gru_forward_reset_after(const GruForward<T>& a, const SeqShape& s, Buffer<T
                            m3 + 2 * H, bx, bx ? bx + H : nullptr, bx ? bx + 2 * H : nullptr, bm,
                            bm ? bm + H : nullptr, bm ? bm + 2 * H : nullptr, h_prev + row, mh_out,
                            h_next + row);
-      zoneout_blend(zoneout_row(a, b, p, c0), h_prev + row, h_next + row, nc);
+      zoneout_blend(row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards), c0, h_prev + row, h_next + row, nc);
       if (out) std::memcpy(out, h_next + row, nc * sizeof(T));
     }
   }, a.pack);
@@ -121,7 +107,7 @@ void gru_forward_reset_before(const GruForward<T>& a, const SeqShape& s, Buffer<
       for (index_t j = 0; j < nc; ++j) hh[j] += rc[j] + (bh ? bh[j] : T(0));
       ker.activation(a.activation, hh, hh, nc);
       gru_update(pre + b * GH + c0, hh, h_prev + row, h_next + row, nc);
-      zoneout_blend(zoneout_row(a, b, p, c0), h_prev + row, h_next + row, nc);
+      zoneout_blend(row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards), c0, h_prev + row, h_next + row, nc);
       if (out) std::memcpy(out, h_next + row, nc * sizeof(T));
     }
   }, a.pack, mid_phase<T>(2, rh, finish_zr));

@@ -26,11 +26,10 @@ void lstm_backward(const LstmBackward<T>& a) {
   T* dc = a.d_c0;
   for (index_t i = 0; i < B * H; ++i) dc[i] = a.d_c_last ? a.d_c_last[i] : T(0);
 
-  // zoneout: the keep weights of row b at step p (null without); scratch (B, H) for the cell's dy and
-  // the pass-through kc ⊙ dc_t (rows and units are disjoint between threads)
-  auto keep = [&](const T* k, index_t b, index_t p) { return row_at_step(k, b, p, T_, H, a.go_backwards); };
-  const bool zoneout = a.zoneout_h || a.zoneout_c;
-  Buffer<T> dy(zoneout ? B * H : 1), dc_pass(a.zoneout_c ? B * H : 1);
+  // zoneout on h (ZoneoutGrad) and on c: the kc ⊙ dc_t that passes straight to c_{t-1}, per row
+  // segment (rows and units are disjoint between threads)
+  ZoneoutGrad<T> zoneout_h(a.zoneout_h, B, T_, H, a.go_backwards);
+  Buffer<T> dc_pass(a.zoneout_c ? B * H : 1);
   const InputSide<T> input{a.kernel, a.dx, a.go_backwards};
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dg.data(),
     [&](index_t p, const T* dh_p, const Slice& sl) {
@@ -46,13 +45,8 @@ void lstm_backward(const LstmBackward<T>& a) {
         const T* dh_row = dh_p + row;
         const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
         const T* c_cell = a.c_states + (p + 1) * B * H + row;  // c'_t, the cell's own new state
-        const T* kc = keep(a.zoneout_c, b, p);
-        if (const T* kh = keep(a.zoneout_h, b, p)) {  // the cell sees dy = (1 - kh) (dh + dout)
-          T* dyr = dy.data() + row;
-          for (index_t j = 0; j < nc; ++j) dyr[j] = (T(1) - kh[c0 + j]) * (dh_row[j] + (dout ? dout[j] : T(0)));
-          dh_row = dyr;
-          dout = nullptr;
-        }
+        zoneout_h.cell_input(b, p, c0, nc, dh_row, dout);
+        const T* kc = row_at_step(a.zoneout_c, b, p, T_, H, a.go_backwards);
         if (kc) {  // dc' = (1 - kc) dc_t into the cell; kc dc_t passes to c_{t-1}
           c_cell = a.c_cell + p * B * H + row;
           T* dcr = dc + row;
@@ -71,14 +65,10 @@ void lstm_backward(const LstmBackward<T>& a) {
     },
     [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {
       pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, sl);
-      if (!a.zoneout_h) return;
-      for (index_t b = sl.b0; b < sl.b1; ++b) {  // kh (dh + dout) straight to h_{t-1}
-        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) continue;
-        const T* kh = keep(a.zoneout_h, b, p);
-        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H : nullptr;
-        for (index_t j = sl.c0; j < sl.c1; ++j)
-          dh_prev[b * H + j] += kh[j] * (dh_p[b * H + j] + (dout ? dout[j] : T(0)));
-      }
+      for (index_t b = sl.b0; b < sl.b1 && a.zoneout_h; ++b)  // kh (dh + dout) straight to h_{t-1}
+        if (step_valid(a.mask, b, p, T_, a.go_backwards))
+          zoneout_h.pass(b, p, sl.c0, sl.c1 - sl.c0, dh_p + b * H + sl.c0,
+                         a.d_outputs ? a.d_outputs + (b * T_ + p) * H + sl.c0 : nullptr, dh_prev + b * H + sl.c0);
     },
     a.d_h0, &input);
   weight_gradients(s, a.x, a.h_states, dg.data(), dg.data(), a.go_backwards, a.d_kernel,

@@ -61,13 +61,9 @@ void lstm_forward(const LstmForward<T>& a) {
       if (zoneout) {  // blend the new states with the previous ones (c' kept for backward)
         const T* kh = row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards);
         const T* kc = row_at_step(a.zoneout_c, b, p, T_, H, a.go_backwards);
-        if (kc) {
-          T* cn = c_next + row;
-          if (a.c_cell) std::memcpy(a.c_cell + p * B * H + row, cn, nc * sizeof(T));
-          for (index_t j = 0; j < nc; ++j) cn[j] = kc[c0 + j] * c_prev[row + j] + (T(1) - kc[c0 + j]) * cn[j];
-        }
-        if (kh)
-          for (index_t j = 0; j < nc; ++j) h[j] = kh[c0 + j] * h_prev[row + j] + (T(1) - kh[c0 + j]) * h[j];
+        if (kc && a.c_cell) std::memcpy(a.c_cell + p * B * H + row, c_next + row, nc * sizeof(T));
+        zoneout_blend(kc, c0, c_prev + row, c_next + row, nc);
+        zoneout_blend(kh, c0, h_prev + row, h, nc);
       }
       if (a.outputs) std::memcpy(a.outputs + (b * T_ + p) * H + c0, h, nc * sizeof(T));
     }

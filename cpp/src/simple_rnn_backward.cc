@@ -21,9 +21,7 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
   }
   const Kernels<T>& ker = kernels<T>();
   Buffer<T> dz(T_ * B * H);  // dZ: (T, B, H) time-major, processing order
-  // zoneout: the keep weights of row b at step p (null without); dy = (1 - kh) (dh + dout) per step
-  auto keep = [&](index_t b, index_t p) { return row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards); };
-  Buffer<T> dy(a.zoneout_h ? B * H : 1);
+  ZoneoutGrad<T> zoneout(a.zoneout_h, B, T_, H, a.go_backwards);
   const InputSide<T> input{a.kernel, a.dx, a.go_backwards};
   run_backward<T>(s, a.recurrent_kernel, a.d_h_last, dz.data(),
     // 1. dZ_p = (dh_p + d_outputs_p) * act'(h_p) on valid rows, zero on masked rows
@@ -39,26 +37,17 @@ void simple_rnn_backward(const SimpleRnnBackward<T>& a) {
         }
         const T* dh_row = dh_p + b * H + c0;
         const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H + c0 : nullptr;
-        if (const T* kh = keep(b, p)) {  // the cell sees dy = (1 - kh) (dh + dout)
-          T* dyr = dy.data() + b * H + c0;
-          for (index_t j = 0; j < nc; ++j) dyr[j] = (T(1) - kh[c0 + j]) * (dh_row[j] + (dout ? dout[j] : T(0)));
-          dh_row = dyr;
-          dout = nullptr;
-        }
+        zoneout.cell_input(b, p, c0, nc, dh_row, dout);
         ker.simple_rnn_backward_cell(a.activation, nc, h + b * H + c0, dh_row, dout, zr);
       }
     },
     // 2. masked rows pass dh_p through unchanged; zoneout passes kh (dh + dout) straight to h_{t-1}
     [&](index_t p, T* dh_prev, const T* dh_p, const Slice& sl) {
       pass_masked_rows(a.mask, s, a.go_backwards, p, dh_prev, dh_p, sl);
-      if (!a.zoneout_h) return;
-      for (index_t b = sl.b0; b < sl.b1; ++b) {
-        if (!step_valid(a.mask, b, p, T_, a.go_backwards)) continue;
-        const T* kh = keep(b, p);
-        const T* dout = a.d_outputs ? a.d_outputs + (b * T_ + p) * H : nullptr;
-        for (index_t j = sl.c0; j < sl.c1; ++j)
-          dh_prev[b * H + j] += kh[j] * (dh_p[b * H + j] + (dout ? dout[j] : T(0)));
-      }
+      for (index_t b = sl.b0; b < sl.b1 && a.zoneout_h; ++b)
+        if (step_valid(a.mask, b, p, T_, a.go_backwards))
+          zoneout.pass(b, p, sl.c0, sl.c1 - sl.c0, dh_p + b * H + sl.c0,
+                       a.d_outputs ? a.d_outputs + (b * T_ + p) * H + sl.c0 : nullptr, dh_prev + b * H + sl.c0);
     },
     a.d_h0, &input);
   weight_gradients(s, a.x, a.states, dz.data(), dz.data(), a.go_backwards, a.d_kernel,

@@ -44,10 +44,9 @@ void simple_rnn_forward(const SimpleRnnForward<T>& a) {
       T* o = a.outputs ? a.outputs + (b * T_ + p) * H + c0 : nullptr;
       if (!a.mask || a.mask[b * T_ + t]) {
         ker.simple_rnn_forward_cell(a.activation, nc, pre + b * H + c0, a.bias ? a.bias + c0 : nullptr, h, o);
-        if (const T* kh = row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards)) {  // zoneout
-          const T* hp = h_prev + b * H + c0;
+        if (const T* kh = row_at_step(a.zoneout_h, b, p, T_, H, a.go_backwards)) {  // zoneout (y_t kept)
           if (a.y_cell) std::memcpy(a.y_cell + (p * B + b) * H + c0, h, nc * sizeof(T));
-          for (index_t j = 0; j < nc; ++j) h[j] = kh[c0 + j] * hp[j] + (T(1) - kh[c0 + j]) * h[j];
+          zoneout_blend(kh, c0, h_prev + b * H + c0, h, nc);
           if (o) std::memcpy(o, h, nc * sizeof(T));
         }
       } else {

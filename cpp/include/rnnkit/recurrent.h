@@ -370,6 +370,51 @@ void pass_masked_rows(const std::uint8_t* mask, const SeqShape& s, bool go_backw
       std::memcpy(dh_prev + b * s.H + sl.c0, dh_p + b * s.H + sl.c0, (sl.c1 - sl.c0) * sizeof(T));
 }
 
+// Zoneout: keep weights k (B, T, n) of the forward, input time order (null: none). The forward's
+// state is k ⊙ previous + (1 − k) ⊙ the cell's own new state (zoneout_blend: units [c0, c0 + n)
+// of a row, k_row the row's keep weights from row_at_step, prev / next at c0);
+// backward (ZoneoutGrad), the cell sees (1 − k)(dh + dout) and k (dh + dout) goes straight to the
+// previous state's gradient.
+template <class T>
+void zoneout_blend(const T* k_row, index_t c0, const T* prev, T* next, index_t n) {
+  if (!k_row) return;
+  const T* k = k_row + c0;
+  for (index_t j = 0; j < n; ++j) next[j] = k[j] * prev[j] + (T(1) - k[j]) * next[j];
+}
+
+template <class T>
+class ZoneoutGrad {
+ public:
+  ZoneoutGrad(const T* keep, index_t batch, index_t steps, index_t n, bool go_backwards)
+      : keep_(keep), steps_(steps), n_(n), go_backwards_(go_backwards), cell_(keep ? batch * n : 1) {}
+  // The keep weights of row b at processing step p (the whole row), or null without zoneout.
+  const T* row(index_t b, index_t p) const { return row_at_step(keep_, b, p, steps_, n_, go_backwards_); }
+  // On units [c0, c0 + nc) of row b (dh, dout at c0; dout may be null): with zoneout, dh becomes the
+  // cell's gradient (1 − k)(dh + dout), kept in a scratch row (disjoint between threads), and dout null.
+  void cell_input(index_t b, index_t p, index_t c0, index_t nc, const T*& dh, const T*& dout) {
+    const T* k = row(b, p);
+    if (!k) return;
+    T* out = cell_.data() + b * n_ + c0;
+    for (index_t j = 0; j < nc; ++j) out[j] = (T(1) - k[c0 + j]) * (dh[j] + (dout ? dout[j] : T(0)));
+    dh = out;
+    dout = nullptr;
+  }
+  // The cell's gradient of row b from unit c0 (what cell_input wrote for this step).
+  const T* cell_row(index_t b, index_t c0) const { return cell_.data() + b * n_ + c0; }
+  // d_prev += k (dh + dout) on units [c0, c0 + nc) of row b (dh, dout, d_prev at c0); no-op without zoneout.
+  void pass(index_t b, index_t p, index_t c0, index_t nc, const T* dh, const T* dout, T* d_prev) const {
+    const T* k = row(b, p);
+    if (!k) return;
+    for (index_t j = 0; j < nc; ++j) d_prev[j] += k[c0 + j] * (dh[j] + (dout ? dout[j] : T(0)));
+  }
+
+ private:
+  const T* keep_;
+  index_t steps_, n_;
+  bool go_backwards_;
+  Buffer<T> cell_;
+};
+
 // Zero gradients for an empty sequence (T == 0 or B == 0): d_h0 = d_h_last.
 template <class T>
 void empty_sequence_gradients(const SeqShape& s, const T* d_h_last, T* dx, T* d_kernel,
